@@ -1,0 +1,1 @@
+"""Benchmarks: workloads, backends, the runner, results and reports."""

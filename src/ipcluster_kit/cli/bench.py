@@ -1,0 +1,7 @@
+"""(not yet written)"""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,1 @@
+"""Profiles: the validated settings (spec), presets, rendering to ipyparallel config, and storage."""
