@@ -75,7 +75,9 @@ def batch_script_preview(spec: ProfileSpec, profile_dir: Path) -> str | None:
     template = batch_template(spec)
     if template is None:
         return None
-    command = [sys.executable, "-m", "ipyparallel.engine", f"--profile-dir={Path(profile_dir).absolute()}"]
+    # ipyparallel passes the connection info to batch engines in the environment (--export=ALL / -V),
+    # so the engine command carries no arguments.
+    command = [sys.executable, "-m", "ipyparallel.engine"]
     return template.format(n=spec.engines, program_and_args=shlex.join(command), cluster_id="<cluster-id>")
 
 

@@ -1,0 +1,130 @@
+"""Small helpers shared by the tests: run the CLI, start and stop real ipyparallel processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+KIT = [sys.executable, "-m", "ipcluster_kit"]
+
+
+def run_kit(*args: str, env: dict | None = None, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess:
+    full_env = os.environ.copy()
+    full_env.update(env or {})
+    full_env.setdefault("COLUMNS", "200")
+    result = subprocess.run(KIT + list(args), capture_output=True, text=True, env=full_env, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"ipcluster-kit {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def tree_snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` with its bytes: compare before and after to prove nothing changed."""
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Controller:
+    """A real ``ipcontroller`` on a profile directory, stopped (with its process group) by PID."""
+
+    def __init__(self, profile_dir: Path, *args: str):
+        self.profile_dir = Path(profile_dir)
+        self.log = open(self.profile_dir / "test-controller.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ipyparallel.controller", f"--profile-dir={self.profile_dir}", *args],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def connection_info(self, role: str = "client", timeout: float = 30) -> dict:
+        path = self.profile_dir / "security" / f"ipcontroller-{role}.json"
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"controller exited: {(self.profile_dir / 'test-controller.log').read_text()[-2000:]}")
+            return path.is_file() and path.stat().st_size > 0
+
+        wait_for(ready, timeout, what=str(path))
+        time.sleep(0.1)
+        return json.loads(path.read_text())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        # the schedulers run in the controller's process group: make sure none outlives it
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def listening_ports(pids: set[int]) -> set[int]:
+    """TCP ports in LISTEN state owned by ``pids``, read from /proc (no extra tools needed)."""
+    inodes: dict[str, int] = {}
+    for pid in pids:
+        fd_dir = Path(f"/proc/{pid}/fd")
+        try:
+            for fd in fd_dir.iterdir():
+                try:
+                    target = os.readlink(fd)
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inodes[target[8:-1]] = pid
+        except OSError:
+            continue
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A = LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def process_group(pgid: int) -> set[int]:
+    members = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                raw = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = raw[raw.rindex(")") + 2 :].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.add(int(entry.name))
+    return members
