@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
-from ipcluster_kit.cli.render import console, err_console, print_json
+from ipcluster_kit.cli.render import console, err_console, print_json, warn
 
 IPYTHON_DIR = typer.Option(None, "--ipython-dir", help="IPython directory (default: $IPYTHONDIR, then ~/.ipython).")
 
@@ -16,18 +16,25 @@ def up(
     name: str = typer.Argument(..., help="Profile made by `ipcluster-kit init`."),
     engines: Optional[int] = typer.Option(None, help="Local engines to start (default: the profile's count)."),
     timeout: float = typer.Option(60.0, help="Seconds to wait for every engine to register."),
+    min_engines: Optional[int] = typer.Option(None, help="With remote hosts: succeed when at least this many engines came up."),
+    ssh_config: Optional[List[str]] = typer.Option(None, "--ssh-config", help="OpenSSH client config (like ssh -F); repeatable."),
+    accept_new_host_keys: bool = typer.Option(False, help="Accept and record host keys never seen before (a changed key is still refused)."),
     ipython_dir: Optional[Path] = IPYTHON_DIR,
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Start the controller and engines; return once all engines have registered."""
+    """Start the controller and engines (local, and on the profile's hosts over SSH); return once all have registered."""
     from ipcluster_kit.cluster.local import up as start
 
     with err_console.status("starting cluster") as spinner:
-        cluster, started = start(name, ipython_dir, engines=engines, timeout=timeout,
+        cluster, started = start(name, ipython_dir, engines=engines, timeout=timeout, min_engines=min_engines,
+                                 ssh_config=ssh_config, accept_new_host_keys=accept_new_host_keys,
                                  progress=lambda msg: spinner.update(msg))  # fmt: skip
+    for warning in cluster.warnings:
+        warn(warning)
     if json_output:
         print_json({"profile": name, "already_up": not started, "engines": cluster.engines, "scheme": cluster.scheme,
-                    "bringup_seconds": cluster.bringup_seconds, "client_file": str(cluster.client_file)})  # fmt: skip
+                    "hosts": cluster.hosts, "bringup_seconds": cluster.bringup_seconds,
+                    "client_file": str(cluster.client_file), "warnings": cluster.warnings})  # fmt: skip
         return
     if not started:
         console.print(f"Cluster [bold]{name}[/] is already up ({cluster.engines} engines, scheme {cluster.scheme}).")

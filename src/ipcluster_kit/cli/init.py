@@ -24,6 +24,7 @@ def init(
     encrypt: Optional[bool] = typer.Option(None, "--encrypt/--no-encrypt", help="CurveZMQ encryption of all traffic."),
     remote_python: Optional[str] = typer.Option(None, help="Python on the engine hosts (ssh)."),
     remote_profile_dir: Optional[str] = typer.Option(None, help="Absolute profile directory on the engine hosts (ssh)."),
+    ssh_config: Optional[str] = typer.Option(None, help="OpenSSH client config for the hosts (instead of ~/.ssh/config)."),
     queue: Optional[str] = typer.Option(None, help="Batch queue / partition (slurm, pbs)."),
     walltime: Optional[str] = typer.Option(None, help="Batch walltime HH:MM:SS (slurm, pbs)."),
     account: Optional[str] = typer.Option(None, help="Batch account (slurm, pbs)."),
@@ -40,7 +41,7 @@ def init(
     spec = build_spec(
         name, preset=preset, ip=ip, location=location, ports=ports, scheme=scheduler, hwm=hwm,
         launcher=launcher, engines=engines, hosts=host, encrypt=encrypt, remote_python=remote_python,
-        remote_profile_dir=remote_profile_dir, queue=queue, walltime=walltime, account=account,
+        remote_profile_dir=remote_profile_dir, ssh_config=ssh_config, queue=queue, walltime=walltime, account=account,
     )  # fmt: skip
     plan = plan_write(spec, ipython_dir)
     batch_script = batch_script_preview(spec, plan.profile_dir)

@@ -53,6 +53,7 @@ class RunningCluster:
     scheme: str
     hosts: list[str] = field(default_factory=list)
     bringup_seconds: float | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def client_file(self) -> Path:
@@ -143,9 +144,9 @@ def _stop_state(state: ClusterState, timeout: float = 10.0) -> dict:
     """Stop every process of a state (remote engines, local engines, then the controller)."""
     stopped_remote = 0
     if state.remote:
-        from ipcluster_kit.cluster import remote_glue
+        from ipcluster_kit.remote import glue
 
-        stopped_remote = remote_glue.stop_remote(state, timeout=timeout)
+        stopped_remote = glue.stop_remote(state, timeout=timeout)
     stopped_engines = processes.stop(state.engines, timeout=timeout)
     stopped_controller = processes.stop([state.controller], timeout=timeout) if state.controller else []
     leftovers = [r.pid for r in state.engines + ([state.controller] if state.controller else []) if processes.is_alive(r)]
@@ -164,11 +165,16 @@ def up(
     engines: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     progress: Progress = _no_progress,
+    ssh_config: list[str] | None = None,
+    accept_new_host_keys: bool = False,
+    min_engines: int | None = None,
 ) -> tuple[RunningCluster, bool]:
     """Start the profile's controller and engines; return once all engines registered.
 
     Returns ``(cluster, started)``; ``started`` is False when the cluster was already up.
-    On failure everything started is stopped again and KitError says why.
+    On failure everything started is stopped again and KitError says why. With remote hosts,
+    ``min_engines`` lets a partial bring-up count as success (the hosts that failed are reported
+    through ``progress`` and ``RunningCluster.warnings``).
     """
     if timeout <= 0:
         raise BadInput(f"invalid --timeout {timeout:g}: it must be more than 0 seconds")
@@ -222,14 +228,29 @@ def up(
             state.engines.append(record)
         state.save()
 
+        warnings: list[str] = []
         if spec.hosts:
-            from ipcluster_kit.cluster import remote_glue
+            from ipcluster_kit.remote import glue
+            from ipcluster_kit.remote.ssh import SSHOptions
 
-            remote_glue.start_remote(spec, profile_dir, state, timeout=timeout, progress=progress)
-            state.save()
+            options = SSHOptions.build(
+                ssh_config or ([spec.ssh_config] if spec.ssh_config else None), accept_new_host_keys=accept_new_host_keys
+            )
+
+            def note(message: str) -> None:
+                if message.startswith("continuing with"):
+                    warnings.append(message)
+                progress(message)
+
+            try:
+                glue.start_remote(spec, profile_dir, state, timeout=timeout, progress=note, ssh_options=options,
+                                  min_engines=min_engines)  # fmt: skip
+            finally:
+                state.save()  # engines that did start are recorded, so that the clean-up stops them
 
         remaining = max(timeout - (time.monotonic() - started), 0.5)
-        wait_for_engines(connection_files(profile_dir)["client"], n_total, remaining, watch=state.engines, progress=progress)
+        wait_for_engines(connection_files(profile_dir)["client"], state.expected_engines, remaining, watch=state.engines,
+                         progress=progress)  # fmt: skip
     except BaseException as exc:
         _stop_state(state)
         state.remove()
@@ -243,6 +264,7 @@ def up(
         raise
     cluster = _running(name, profile_dir, spec, state)
     cluster.bringup_seconds = time.monotonic() - started
+    cluster.warnings = warnings
     return cluster, True
 
 
@@ -289,9 +311,9 @@ def status(name: str, ipython_dir: str | os.PathLike | None = None, *, timeout: 
     if state.engines:
         result["hosts"]["localhost"] = sum(1 for e in result["engines"] if e["running"])
     if state.remote:
-        from ipcluster_kit.cluster import remote_glue
+        from ipcluster_kit.remote import glue
 
-        for entry in remote_glue.status_remote(state, timeout=timeout):
+        for entry in glue.status_remote(state, timeout=timeout):
             result["engines"].append(entry)
             if entry["running"]:
                 result["hosts"][entry["host"]] = result["hosts"].get(entry["host"], 0) + 1

@@ -123,6 +123,7 @@ class ProfileSpec:
     hosts: tuple[HostSpec, ...] = ()
     remote_python: str = "python3"
     remote_profile_dir: str | None = None
+    ssh_config: str | None = None
     queue: str | None = None
     walltime: str | None = None
     account: str | None = None
@@ -186,6 +187,7 @@ def build_spec(
     encrypt: bool | None = None,
     remote_python: str | None = None,
     remote_profile_dir: str | None = None,
+    ssh_config: str | None = None,
     queue: str | None = None,
     walltime: str | None = None,
     account: str | None = None,
@@ -279,6 +281,13 @@ def build_spec(
     if walltime_value is not None and not _WALLTIME.match(walltime_value):
         raise BadInput(f"invalid --walltime {walltime_value!r} (expected HH:MM:SS or D-HH:MM:SS)")
 
+    if ssh_config is not None:
+        if not host_specs:
+            raise BadInput("--ssh-config is for profiles with --host engine hosts")
+        if not os.path.isfile(ssh_config):
+            raise BadInput(f"--ssh-config {ssh_config!r} is not a readable file")
+        ssh_config = os.path.abspath(ssh_config)
+
     encrypt_value = bool(pick(encrypt, "encrypt", False))
     return ProfileSpec(
         name=name,
@@ -295,6 +304,7 @@ def build_spec(
         hosts=host_specs,
         remote_python=pick(remote_python, "remote_python", "python3"),
         remote_profile_dir=remote_profile,
+        ssh_config=ssh_config,
         queue=queue_value,
         walltime=walltime_value,
         account=account_value,
