@@ -142,17 +142,22 @@ def is_up(state: ClusterState | None) -> bool:
 
 def _stop_state(state: ClusterState, timeout: float = 10.0) -> dict:
     """Stop every process of a state (remote engines, local engines, then the controller)."""
-    stopped_remote = 0
+    stopped_remote, remote_error = 0, None
     if state.remote:
         from ipcluster_kit.remote import glue
 
-        stopped_remote = glue.stop_remote(state, timeout=timeout)
+        # A remote failure must not keep the local engines and the controller running: note it, go on.
+        try:
+            stopped_remote = glue.stop_remote(state, timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - reported in the result, never swallowed
+            remote_error = f"{type(exc).__name__}: {exc}"
     stopped_engines = processes.stop(state.engines, timeout=timeout)
     stopped_controller = processes.stop([state.controller], timeout=timeout) if state.controller else []
     leftovers = [r.pid for r in state.engines + ([state.controller] if state.controller else []) if processes.is_alive(r)]
     return {
         "engines_stopped": len(stopped_engines),
         "remote_engines_stopped": stopped_remote,
+        "remote_error": remote_error,
         "controller_stopped": bool(stopped_controller),
         "left_running": leftovers,
     }
@@ -285,6 +290,9 @@ def down(name: str, ipython_dir: str | os.PathLike | None = None, *, timeout: fl
     report = _stop_state(state, timeout=timeout)
     if report["left_running"]:
         raise KitError(f"could not stop PIDs {report['left_running']} of cluster {name!r}; the state file is kept")
+    if report["remote_error"]:
+        raise KitError(f"stopped the controller and local engines of {name!r}, but not the remote engines"
+                       f" ({report['remote_error']}); the state file is kept, run `ipcluster-kit down {name}` again")
     state.remove()
     for path in connection_files(profile_dir).values():
         path.unlink(missing_ok=True)
