@@ -3,8 +3,10 @@
 # Results land in demo-results/: the JSON document, the PNG plot (the table is printed).
 set -euo pipefail
 
-export IPYTHONDIR="${IPYTHONDIR:-$PWD/demo-results/ipython}"
+# Its own IPython dir: `--force` below must never replace a "demo" profile of the user's.
+export IPYTHONDIR="${DEMO_IPYTHONDIR:-$PWD/demo-results/ipython}"
 OUT="${DEMO_OUT:-$PWD/demo-results}"
+export COLUMNS="${COLUMNS:-160}"  # the results table is wide; make and CI have no terminal to measure
 PROFILE=demo
 ENGINES="$(python -c 'import os; print(os.cpu_count() or 1)')"
 mkdir -p "$OUT"
