@@ -15,86 +15,85 @@ import sys
 
 import pytest
 
-from lab.netlab import Lab as NetLab
-from lab.netlab import unavailable_reason
 from test_mqueue_cli import PRIMES, Lab, jobs_done
 
 pytestmark = [pytest.mark.e2e, pytest.mark.lab]
 
 
-@pytest.fixture(scope="module")
-def net():
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    built = NetLab(2, python=sys.executable)
-    built.build()
-    try:
-        yield built
-    finally:
-        built.teardown()  # also kills whatever still runs in the lab hosts
+class _TwoHosts:
+    """Two hosts of the session lab (tests/lab/conftest.py); these tests need exactly two."""
+
+    def __init__(self, lab):
+        self.gateway = lab.gateway
+        self.hosts = lab.hosts[:2]
+        self.set_link = lab.set_link
 
 
 @pytest.fixture
-def lab(tmp_path):
-    lab = Lab(tmp_path)
+def net(lab):
+    return _TwoHosts(lab)
+
+
+@pytest.fixture
+def queue_lab(tmp_path):
+    queue_lab = Lab(tmp_path)
     try:
-        yield lab
+        yield queue_lab
     finally:
-        lab.close()
+        queue_lab.close()
 
 
 def _netns(pid: int) -> str:
     return os.readlink(f"/proc/{pid}/ns/net")
 
 
-def test_workers_on_two_hosts_compute_the_first_1000_primes(net, lab):
-    address = lab.serve("--until-drained", host=net.gateway)
-    proxy = lab.proxy(address)
+def test_workers_on_two_hosts_compute_the_first_1000_primes(net, queue_lab):
+    address = queue_lab.serve("--until-drained", host=net.gateway)
+    proxy = queue_lab.proxy(address)
     workers = {}
     for host in net.hosts:
-        workers[host.alias] = lab.start(host.alias, "work", "-a", address, prefix=("ip", "netns", "exec", host.ns))
-    lab.wait_stats(proxy, lambda s: s["workers"]["active"] == 2)
+        workers[host.alias] = queue_lab.start(host.alias, "work", "-a", address, prefix=("ip", "netns", "exec", host.ns))
+    queue_lab.wait_stats(proxy, lambda s: s["workers"]["active"] == 2)
     for host in net.hosts:  # each worker really is on its own host's network
         assert _netns(workers[host.alias].pid) == host.netns_id() != _netns(os.getpid())
-    assert lab.run("produce", "-a", address, "--count", "1000").returncode == 0
-    collected = lab.run("collect", "-a", address, "--json")
+    assert queue_lab.run("produce", "-a", address, "--count", "1000").returncode == 0
+    collected = queue_lab.run("collect", "-a", address, "--json")
     assert collected.returncode == 0, collected.stderr
     doc = json.loads(collected.stdout)
     assert doc["results"] == PRIMES and doc["stats"]["duplicates"] == 0
     for host in net.hosts:
-        assert lab.wait(host.alias, 30) == 0, lab.err(host.alias)
-    counts = [jobs_done(lab, h.alias) for h in net.hosts]
+        assert queue_lab.wait(host.alias, 30) == 0, queue_lab.err(host.alias)
+    counts = [jobs_done(queue_lab, h.alias) for h in net.hosts]
     assert sum(counts) == 1000 and min(counts) >= 1, counts
-    assert lab.wait("serve", 20) == 0
+    assert queue_lab.wait("serve", 20) == 0
 
 
-def test_a_host_cut_off_mid_run_loses_no_job(net, lab):
+def test_a_host_cut_off_mid_run_loses_no_job(net, queue_lab):
     """No FIN, no RST: only the missing heartbeats tell the server; its job is done elsewhere."""
-    address = lab.serve("--lease-timeout", "1", host=net.gateway)
-    proxy = lab.proxy(address)
+    address = queue_lab.serve("--lease-timeout", "1", host=net.gateway)
+    proxy = queue_lab.proxy(address)
     cut, other = net.hosts
     for host in net.hosts:
-        lab.start(host.alias, "work", "-a", address, prefix=("ip", "netns", "exec", host.ns))
-    lab.wait_stats(proxy, lambda s: s["workers"]["active"] == 2)
-    assert lab.run("produce", "-a", address, "--count", "1000").returncode == 0
-    lab.wait_stats(proxy, lambda s: s["done"] >= 150)
+        queue_lab.start(host.alias, "work", "-a", address, prefix=("ip", "netns", "exec", host.ns))
+    queue_lab.wait_stats(proxy, lambda s: s["workers"]["active"] == 2)
+    assert queue_lab.run("produce", "-a", address, "--count", "1000").returncode == 0
+    queue_lab.wait_stats(proxy, lambda s: s["done"] >= 150)
     net.set_link(cut, False)
     try:
-        collected = lab.run("collect", "-a", address, "--json", "--timeout", "60")
+        collected = queue_lab.run("collect", "-a", address, "--json", "--timeout", "60")
         assert collected.returncode == 0, collected.stderr
         doc = json.loads(collected.stdout)
         assert doc["results"] == PRIMES
         assert doc["stats"]["requeued"] >= 1 and doc["stats"]["workers"]["lost"] == 1
-        assert lab.wait(other.alias, 30) == 0
+        assert queue_lab.wait(other.alias, 30) == 0
     finally:
         net.set_link(cut, True)
     # Back on the network, the cut-off worker delivers a result already computed elsewhere:
     # it is discarded (each job keeps exactly one result) and the worker is told the work is done.
     try:
-        assert lab.wait(cut.alias, 45) == 0, lab.err(cut.alias)
+        assert queue_lab.wait(cut.alias, 45) == 0, queue_lab.err(cut.alias)
     except Exception:
-        os.killpg(lab.procs[cut.alias].pid, signal.SIGKILL)
+        os.killpg(queue_lab.procs[cut.alias].pid, signal.SIGKILL)
         raise
     stats = proxy.stats()
     assert stats["done"] == 1000 and stats["duplicates"] >= 1
