@@ -60,6 +60,50 @@ EXPECTATIONS: dict[str, Expect] = {
         images=1,
         timeout=300,
     ),
+    "02-benchmarks.ipynb": Expect(
+        texts=(
+            "started profile 'bench'",
+            "2 engine(s), scheme leastload; the benchmark uses 2",
+            "every run verified against serial: True",
+            "ipp-lbv-chunk1",  # in the table and the plot's summary
+            "chunk size chosen for primes:",
+            "chunk size 1 against",
+            "BENCHMARKS OK",
+        ),
+        images=2,  # speedup/efficiency bars; time against chunk size
+        timeout=420,
+    ),
+    "03-remote-hosts.ipynb": Expect(
+        texts=(
+            "hosts: none given: local engines",
+            "c.SSHEngineSetLauncher.engines = {",  # what `init --host ... --dry-run` would write
+            "'alice@node1': {'n': 4},",
+            "2/2 engines registered",
+            "up: True, scheme leastload, 2 of 2 engines registered",
+            "Ports engine hosts must reach:",
+            "controller-side checks all ok: True",
+            "connection refused",  # doctor's ssh check on the host where nothing listens
+            "2 engines answer",
+            "local cluster processes left: []",
+            "REMOTE OK",
+        ),
+        timeout=300,
+    ),
+    "04-manager-queue.ipynb": Expect(
+        texts=(
+            "key file queue.key: mode 0600, in a folder of mode 0700",
+            "queue server listening on 127.0.0.1:",
+            "2 workers connected",
+            "collected 300 results in job order, 0 failed",
+            "queue results match serial nth_prime: True",
+            "exit status 0, work done:",
+            "300 done, 0 failed, 0 requeued, 0 duplicate results",
+            "worker processes left: []",
+            "QUEUE OK",
+        ),
+        images=1,
+        timeout=300,
+    ),
 }
 
 

@@ -88,14 +88,23 @@ def overhead_workload(count: int = NOOP_COUNT) -> Workload:
 WORKLOAD_NAMES = ("sum", "primes", "overhead")
 
 
-def make_workload(name: str, quick: bool = False) -> Workload:
-    """The named workload at its default or its ``--quick`` size."""
-    if name == "sum":
-        return sum_workload(QUICK_SUM_N, QUICK_SUM_REPEATS) if quick else sum_workload()
-    if name == "primes":
-        return primes_workload(QUICK_PRIMES_COUNT) if quick else primes_workload()
-    if name == "overhead":
-        return overhead_workload(QUICK_NOOP_COUNT) if quick else overhead_workload()
+def make_workload(name: str, quick: bool = False, *, tasks: int | None = None, sum_n: int | None = None) -> Workload:
+    """The named workload at its default or its ``--quick`` size.
+
+    ``tasks`` overrides the number of tasks (sum: how many ``sum(range(n))``; primes: the count of
+    primes; overhead: the count of no-op tasks); ``sum_n`` overrides ``n`` of the sum workload.
+    """
     from ipcluster_kit.errors import BadInput
 
+    if tasks is not None and tasks < 1:
+        raise BadInput(f"invalid --tasks {tasks}: a workload needs at least 1 task")
+    if sum_n is not None and sum_n < 1:
+        raise BadInput(f"invalid --sum-n {sum_n}: it must be at least 1")
+    if name == "sum":
+        n = sum_n if sum_n is not None else (QUICK_SUM_N if quick else SUM_N)
+        return sum_workload(n, tasks if tasks is not None else (QUICK_SUM_REPEATS if quick else SUM_REPEATS))
+    if name == "primes":
+        return primes_workload(tasks if tasks is not None else (QUICK_PRIMES_COUNT if quick else PRIMES_COUNT))
+    if name == "overhead":
+        return overhead_workload(tasks if tasks is not None else (QUICK_NOOP_COUNT if quick else NOOP_COUNT))
     raise BadInput(f"unknown workload {name!r} (choose from {', '.join(WORKLOAD_NAMES)}, all)")

@@ -16,7 +16,9 @@ def init(
     ip: Optional[str] = typer.Option(None, help="Interface the controller listens on (127.0.0.1, 0.0.0.0 or an address)."),
     location: Optional[str] = typer.Option(None, help="Address engines and clients use to reach the controller."),
     ports: Optional[str] = typer.Option(None, help="Fixed controller port range A-B (so a firewall can be opened)."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", "--scheme", help="Task scheme: lru, leastload, weighted, plainrandom, twobin, pure."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", "--scheme", help="Task scheme: lru, leastload, weighted, plainrandom, twobin, pure, or auto (with --from-bench)."),
+    from_bench: Optional[Path] = typer.Option(None, help="A `bench schedulers --json` result: take its recommended scheme and hwm."),
+    bench_workload: Optional[str] = typer.Option(None, help="With --from-bench: whose recommendation (default: your function, else hetero, primes, sum)."),
     hwm: Optional[int] = typer.Option(None, help="Tasks outstanding per engine (0 = no limit)."),
     launcher: Optional[str] = typer.Option(None, help="Engine launcher, as ipyparallel names it (local, ssh, mpi, slurm, pbs, ...)."),
     engines: Optional[int] = typer.Option(None, help="Number of engines (default: CPUs here; with hosts, their sum)."),
@@ -38,6 +40,11 @@ def init(
     from ipcluster_kit.profile.spec import build_spec
     from ipcluster_kit.profile.store import ensure_ipython_dir_writable, plan_write, write_profile
 
+    note = None
+    if scheduler == "auto" or from_bench is not None:
+        from ipcluster_kit.bench.schedulers import resolve_auto_scheduler
+
+        scheduler, hwm, note = resolve_auto_scheduler(scheduler, hwm, from_bench, bench_workload)
     spec = build_spec(
         name, preset=preset, ip=ip, location=location, ports=ports, scheme=scheduler, hwm=hwm,
         launcher=launcher, engines=engines, hosts=host, encrypt=encrypt, remote_python=remote_python,
@@ -79,6 +86,8 @@ def init(
         return
     if warning:
         warn(warning)
+    if note:
+        console.print(note)
     console.print(f"Created profile [bold]{name}[/] in {plan.profile_dir}")
     if backup:
         console.print(f"  previous files backed up to {backup}")

@@ -1,0 +1,705 @@
+"""The scheduler shoot-out: heterogeneous tasks and their bound, combinations, the user's function,
+the recommendation and its ties, init's `auto`, bad input; and end to end: every scheme read back
+from its controller, the CLI writing JSON and a plot, a raising function, and the pure trap."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import Controller, wait_for
+from ipcluster_kit.bench import hetero, stats
+from ipcluster_kit.bench import schedulers as sched
+from ipcluster_kit.errors import BadInput
+from ipcluster_kit.profile.spec import SCHEMES
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    """``ipcluster-kit bench schedulers ARGS`` in ``cwd``."""
+    env = os.environ.copy()
+    env.setdefault("COLUMNS", "200")
+    return subprocess.run([sys.executable, "-m", "ipcluster_kit", "bench", "schedulers", *args], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=timeout)  # fmt: skip
+
+
+def one_line_error(result: subprocess.CompletedProcess, code: int, *words: str) -> None:
+    assert result.returncode == code, (result.returncode, result.stdout[-2000:], result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ipcluster-kit: error: "), result.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+# --- heterogeneous tasks ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "durations, engines, bound",
+    [
+        ([1.0, 1.0, 1.0, 1.0], 2, 2.0),  # the sum dominates
+        ([5.0, 1.0, 1.0, 1.0], 2, 5.0),  # the longest task dominates
+        ([0.3, 0.2, 0.1], 1, 0.6),  # one engine: the sum
+        ([0.3, 0.2, 0.1], 8, 0.3),  # more engines than tasks: the longest
+        ([2.0, 2.0, 2.0], 3, 2.0),  # both equal
+        ([], 2, 0.0),
+    ],
+)
+def test_lower_bound_is_the_larger_of_the_even_share_and_the_longest_task(durations, engines, bound):
+    assert hetero.lower_bound(durations, engines) == pytest.approx(bound)
+
+
+def test_lower_bound_needs_an_engine():
+    with pytest.raises(ValueError):
+        hetero.lower_bound([1.0], 0)
+
+
+def test_durations_are_exponential_and_reproducible():
+    a = hetero.exponential_durations(2000, 0.02, seed=7)
+    assert a == hetero.exponential_durations(2000, 0.02, seed=7)
+    assert a != hetero.exponential_durations(2000, 0.02, seed=8)
+    assert all(d > 0 for d in a)
+    assert sum(a) / len(a) == pytest.approx(0.02, rel=0.1)
+    # exponential: the median is mean * ln 2
+    assert sorted(a)[1000] == pytest.approx(0.02 * 0.6931, rel=0.15)
+
+
+@pytest.mark.parametrize("count, mean", [(0, 0.01), (5, 0.0), (5, -1.0)])
+def test_bad_durations_are_bad_input(count, mean):
+    with pytest.raises(BadInput):
+        hetero.exponential_durations(count, mean)
+
+
+@pytest.mark.parametrize("kind", hetero.TASK_KINDS)
+def test_hetero_tasks_return_their_index_and_run_their_duration(kind):
+    workload = hetero.hetero_workload(6, 0.003, seed=1, kind=kind)
+    durations = hetero.durations_of(workload)
+    assert durations == hetero.exponential_durations(6, 0.003, seed=1)
+    results = workload.run_serial()
+    assert [r[0] for r in results] == list(range(6))
+    assert all(r[1] >= d for r, d in zip(results, durations))
+    assert {r[2] for r in results} == {os.getpid()}
+    assert hetero.check_results(results, durations) is None
+    assert hetero.work_per_engine(results) == [pytest.approx(sum(r[1] for r in results))]
+
+
+def test_cpu_tasks_burn_cpu_time_not_wall_time():
+    start_cpu, start = time.thread_time(), time.perf_counter()
+    hetero.burn_cpu(0.02)
+    assert time.thread_time() - start_cpu >= 0.02
+    assert time.perf_counter() - start >= 0.02
+
+
+def test_wrong_hetero_results_are_caught():
+    durations = [0.01, 0.02, 0.03]
+    good = [(0, 0.011, 1), (1, 0.021, 2), (2, 0.031, 1)]
+    assert hetero.check_results(good, durations) is None
+    assert "2 results for 3" in hetero.check_results(good[:2], durations)
+    assert "result of task 2" in hetero.check_results([good[0], good[2], good[1]], durations)
+    assert "shorter than" in hetero.check_results([good[0], (1, 0.001, 2), good[2]], durations)
+    assert "not (index, seconds, pid)" in hetero.check_results([good[0], 7, good[2]], durations)
+    assert hetero.work_per_engine(good) == [pytest.approx(0.042), pytest.approx(0.021)]
+
+
+def test_unknown_task_kind_is_bad_input():
+    with pytest.raises(BadInput, match="busy"):
+        hetero.hetero_workload(3, 0.01, kind="busy")
+
+
+# --- combinations and configuration -------------------------------------------------------------
+
+
+def test_default_combinations_run_pure_once():
+    combos = sched.combinations()
+    assert len(combos) == 11
+    assert [c.key for c in combos if c.scheme == "pure"] == [("pure", None)]
+    assert {c.scheme for c in combos} == set(SCHEMES)
+    assert [(c.scheme, c.hwm) for c in combos[:2]] == [("lru", 1), ("lru", 0)]
+    assert combos[-1].label == "pure (hwm n/a)" and combos[2].label == "leastload, hwm=1"
+
+
+def test_combinations_keep_order_and_drop_duplicates():
+    combos = sched.combinations(["pure", "weighted", "pure"], [0, 2, 0])
+    assert [c.key for c in combos] == [("pure", None), ("weighted", 0), ("weighted", 2)]
+
+
+@pytest.mark.parametrize("schemes, hwms, word", [(["fastest"], None, "'fastest'"), (["lru"], [-1], "-1"),
+                                                 (["schemename"], [1], "schemename")])  # fmt: skip
+def test_bad_combinations_are_bad_input(schemes, hwms, word):
+    with pytest.raises(BadInput, match=word):
+        sched.combinations(schemes, hwms)
+
+
+def test_quick_means_small_sizes_three_repeats_no_warmup():
+    plan = sched.validate(sched.ShootoutConfig(quick=True, engines=2))
+    assert (plan.repeat, plan.warmup, plan.sizes) == (3, 0, sched.QUICK_SIZES)
+    assert [w.name for w in plan.workloads] == ["overhead", "hetero", "sum", "primes"]
+    plan = sched.validate(sched.ShootoutConfig(workloads=["hetero"], hetero_tasks=7, hetero_mean=0.5, seed=3, engines=3))
+    (w,) = plan.workloads
+    assert (plan.repeat, plan.warmup, w.size, plan.engines) == (5, 1, 7, 3)
+    assert hetero.durations_of(w) == hetero.exponential_durations(7, 0.5, 3)
+
+
+@pytest.mark.parametrize(
+    "changes, word",
+    [
+        ({"repeat": 0}, "--repeat"), ({"warmup": -1}, "--warmup"), ({"engines": 0}, "--engines"),
+        ({"timeout": 0}, "--timeout"), ({"hetero_tasks": 0}, "--hetero-tasks"), ({"hetero_mean": 0}, "--hetero-mean"),
+        ({"task_kind": "spin"}, "--task-kind"), ({"args_file": "x.json"}, "--function"),
+        ({"workloads": ["fibonacci"]}, "fibonacci"), ({"function": "no colon"}, "module:function"),
+        ({"function": "json:dumps"}, "--args"), ({"tasks": 0}, "--tasks"),
+    ],
+)  # fmt: skip
+def test_bad_configuration_is_bad_input(changes, word):
+    with pytest.raises(BadInput, match=word):
+        sched.validate(sched.ShootoutConfig(**changes))
+
+
+# --- the user's function ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    """A module usertasks_<id> in a directory that is the current one (as a user's would be)."""
+    name = f"usertasks_{os.getpid()}_{abs(hash(str(tmp_path))) % 10**6}"
+    (tmp_path / f"{name}.py").write_text(
+        "def work(x):\n"
+        "    if x == 3:\n"
+        "        raise ValueError(f'bad input {x}')\n"
+        "    return x * x\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield name
+    sys.modules.pop(name, None)
+
+
+def test_args_from_json_and_from_python(tmp_path):
+    (tmp_path / "a.json").write_text("[1, [2, 3], {\"k\": 4}]")
+    assert sched.load_args(tmp_path / "a.json") == [1, [2, 3], {"k": 4}]
+    (tmp_path / "a.py").write_text("ARGS = [n * 10 for n in range(4)]\n")
+    assert sched.load_args(tmp_path / "a.py") == [0, 10, 20, 30]
+    (tmp_path / "r.py").write_text("ARGS = range(3)\n")
+    assert sched.load_args(tmp_path / "r.py") == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "name, text, word",
+    [
+        ("missing.json", None, "no such file"),
+        ("obj.json", '{"args": [1]}', "not a list"),
+        ("empty.json", "[]", "empty"),
+        ("broken.json", "[1, 2", "not valid JSON"),
+        ("noargs.py", "X = [1]\n", "no ARGS"),
+        ("dict.py", "ARGS = {1: 2}\n", "not a list"),
+        ("raises.py", "raise RuntimeError('nope')\n", "RuntimeError"),
+    ],
+)
+def test_bad_args_files_are_bad_input(tmp_path, name, text, word):
+    if text is not None:
+        (tmp_path / name).write_text(text)
+    with pytest.raises(BadInput, match=word) as info:
+        sched.load_args(tmp_path / name)
+    assert name in info.value.message
+
+
+def test_a_function_from_the_current_directory(tmp_path, user_module):
+    (tmp_path / "args.json").write_text("[1, 2]")
+    user = sched.load_user_function(f"{user_module}:work", "args.json")
+    assert user.func(2) == 4 and user.args == [1, 2]
+    assert user.module_dir == str(tmp_path.resolve())
+    assert user.workload().name == "user" and user.workload().size == 2
+
+
+@pytest.mark.parametrize("spec, word", [("nosuchmodule_xyz:f", "cannot import"), ("{mod}:nothing", "no function 'nothing'"),
+                                        ("{mod}", "module:function"), ("{mod}:work:x", "module:function")])  # fmt: skip
+def test_bad_functions_are_bad_input(tmp_path, user_module, spec, word):
+    (tmp_path / "args.json").write_text("[1]")
+    with pytest.raises(BadInput, match=word):
+        sched.load_user_function(spec.format(mod=user_module), "args.json")
+
+
+def test_remote_errors_are_summarised_with_their_traceback():
+    from ipyparallel import error
+
+    tb = ("\x1b[31m-----\x1b[39m\n\x1b[31mValueError\x1b[39m   Traceback (most recent call last)\n"
+          "\x1b[36mFile \x1b[39m\x1b[32m/x/ipyparallel/engine/kernel.py:157\x1b[39m, in \x1b[36mdo_apply\x1b[39m(self)\n"
+          "\x1b[36mFile \x1b[39m\x1b[32m/home/u/mytasks.py:12\x1b[39m, in \x1b[36msimulate\x1b[39m\x1b[34m(x)\x1b[39m\n"
+          "\x1b[32m---> 12\x1b[39m     raise ValueError('bad input 3')\n\n"
+          "\x1b[31mValueError\x1b[39m: bad input 3")  # fmt: skip
+    single = error.RemoteError("ValueError", "bad input 3", tb, {"engine_id": 1})
+    summary, lines = sched.remote_error_summary(single)
+    assert summary == "ValueError: bad input 3 (mytasks.py:12 in simulate) on engine 1"
+    assert lines[-1] == "ValueError: bad input 3" and not any("\x1b" in line for line in lines)
+    composite = error.CompositeError("one or more exceptions", [("ValueError", "bad input 3", tb, {"engine_id": 0})] * 2)
+    summary, lines = sched.remote_error_summary(composite)
+    assert summary == "ValueError: bad input 3 (mytasks.py:12 in simulate) on engine 0; 2 task(s) failed"
+    assert sched.remote_error_summary(OSError("boom"))[0] == "OSError: boom"
+
+
+# --- reading the controller back ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "log, scheme",
+    [
+        ("2026-01-01 [IPController] task::using Python weighted Task scheduler\n2026-01-01 [task] Task scheduler started [weighted]\n", "weighted"),
+        ("2026-01-01 [IPController] WARNING | task::using pure DEALER Task scheduler\n", "pure"),
+        ("2026-01-01 [IPController] Hub listening on tcp://127.0.0.1:5\n", None),
+    ],
+)  # fmt: skip
+def test_the_scheme_is_read_from_the_scheduler_log_line(log, scheme):
+    assert sched.scheme_from_log(log)[0] == scheme
+
+
+class _FakeCluster:
+    def __init__(self, root: Path, file_scheme: str, log_text: str):
+        self.profile_dir = root
+        self.client_file = root / "security" / "ipcontroller-client.json"
+        self.client_file.parent.mkdir(parents=True)
+        self.client_file.write_text(json.dumps({"task_scheme": file_scheme}))
+        (root / "log").mkdir()
+        (root / "log" / "kit-controller.log").write_text(log_text)
+
+
+def test_read_back_reports_what_the_controller_says_not_what_was_asked(tmp_path):
+    cluster = _FakeCluster(tmp_path, "leastload", "x [task] Task scheduler started [lru]\n")
+    got = sched.read_back_scheme(cluster, wait=0.1)
+    assert (got["task_scheme"], got["log_scheme"]) == ("leastload", "lru")
+    assert got["log_line"] == "x [task] Task scheduler started [lru]"
+
+
+class _ScriptedClient:
+    """queue_status() answers from a script (the last answer repeats); map() returns at once."""
+
+    def __init__(self, script: list[dict]):
+        self.script = list(script)
+
+    def queue_status(self):
+        return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+    def load_balanced_view(self):
+        return self
+
+    def map(self, *args, **kwargs):
+        return self
+
+    def get(self, timeout=None):
+        return []
+
+
+def _status(unassigned: int, *tasks: int, completed: int = 0) -> dict:
+    return {"unassigned": unassigned, **{i: {"queue": 0, "completed": completed, "tasks": t} for i, t in enumerate(tasks)}}
+
+
+def test_hwm_probe_confirms_a_limit_of_one():
+    # before submission; the hub has not seen every task yet; then 1 per engine and 2 held back
+    client = _ScriptedClient([_status(0, 0, 0), _status(0, 1, 0), _status(2, 1, 1)])
+    got = sched.probe_hwm_once(client, 1, 2, timeout=1, task_seconds=1.0)
+    assert got["consistent"] and got["max_outstanding_per_engine"] == 1 and got["unassigned"] == 2 and got["tasks"] == 4
+
+
+def test_hwm_probe_sees_no_limit_with_hwm_0_and_a_limit_that_is_not_there():
+    assert sched.probe_hwm_once(_ScriptedClient([_status(0, 0, 0), _status(0, 3, 1)]), 0, 2, 1, 1.0)["consistent"]
+    # hwm=1 asked, but every task was handed out at once: not what hwm=1 does
+    got = sched.probe_hwm_once(_ScriptedClient([_status(0, 0, 0), _status(0, 2, 2)]), 1, 2, 1, 0.2)
+    assert not got["consistent"]
+    # a task finished before the hub reported them all: no usable reading
+    got = sched.probe_hwm_once(_ScriptedClient([_status(0, 0, 0), _status(1, 1, 0, completed=1)]), 1, 2, 1, 1.0)
+    assert got["readings"] == 0 and not got["consistent"]
+
+
+# --- recommendation and ties --------------------------------------------------------------------
+
+
+def _doc(workload: str, samples: dict[tuple[str, int | None], list[float]], *, tasks: int = 100, bound: float | None = None) -> dict:
+    """A shoot-out document with one workload and the given timings per (scheme, hwm)."""
+    combos = []
+    for (scheme, hwm), secs in samples.items():
+        combo = sched.Combination(scheme, hwm)
+        run = {"workload": workload, "status": "ok", "stats": stats.summarize(secs).to_dict(), "seconds": secs, "error": None}
+        combos.append({"label": combo.label, "scheme": scheme, "hwm": hwm, "runs": [run], "error": None,
+                       "registration_gap_seen": False, "controller": None, "hwm_probe": None, "bringup_seconds": 1.0})  # fmt: skip
+    doc = {
+        "schema": sched.SCHEMA_NAME, "schema_version": sched.SCHEMA_VERSION,
+        "defaults": {"scheme": "leastload", "hwm": 1},
+        "workloads": [{"name": workload, "title": sched.TITLES[workload], "description": "d", "tasks": tasks,
+                       "lower_bound_seconds": bound}],
+        "combinations": combos,
+    }  # fmt: skip
+    doc["recommendations"] = sched.recommendations(doc)
+    doc["recommended"] = sched.overall(doc)
+    return doc
+
+
+def test_a_clear_winner_is_recommended_with_ratio_and_percentage():
+    doc = _doc("hetero", {("leastload", 1): [1.27, 1.26, 1.28, 1.29, 1.25], ("weighted", 0): [1.16, 1.15, 1.17, 1.18, 1.16],
+                          ("lru", 1): [1.40, 1.41, 1.39, 1.42, 1.38]}, bound=1.0)  # fmt: skip
+    (rec,) = doc["recommendations"]
+    assert rec["verdict"] == "better" and rec["chosen"] == {"scheme": "weighted", "hwm": 0, "label": "weighted, hwm=0"}
+    assert rec["difference_percent"] == pytest.approx((1 - 1.16 / 1.27) * 100)
+    assert rec["line"] == ("for heterogeneous tasks: weighted, hwm=0, 1.16x of the bound [1.15–1.18], 9% better than the"
+                           " default leastload, hwm=1 (1.27x [1.25–1.29])")  # fmt: skip
+    assert doc["recommended"]["scheme"] == "weighted" and doc["recommended"]["hwm"] == 0
+
+
+def test_overlapping_intervals_are_a_tie_and_keep_the_default():
+    doc = _doc("sum", {("leastload", 1): [1.00, 1.10, 1.05, 0.97, 1.20], ("twobin", 0): [0.98, 1.02, 0.95, 1.08, 1.00]})
+    (rec,) = doc["recommendations"]
+    assert rec["verdict"] == "tie" and rec["best"]["label"] == "twobin, hwm=0"
+    assert rec["chosen"]["scheme"] == "leastload" and rec["chosen"]["hwm"] == 1
+    assert "tie with the default (within noise)" in rec["line"] and rec["line"].startswith("for sum: twobin, hwm=0 is fastest")
+
+
+def test_throughput_is_reported_in_tasks_per_second():
+    doc = _doc("overhead", {("leastload", 1): [0.25] * 5, ("pure", None): [0.2, 0.21, 0.2, 0.19, 0.2]}, tasks=100)
+    (rec,) = doc["recommendations"]
+    assert rec["verdict"] == "better" and rec["chosen"] == {"scheme": "pure", "hwm": None, "label": "pure (hwm n/a)"}
+    assert rec["difference_percent"] == pytest.approx(25.0)
+    assert rec["line"] == ("for no-op throughput: pure (hwm n/a), 500 tasks/s [476–526], 25% more tasks/s than the default"
+                           " leastload, hwm=1 (400/s [400–400])")  # fmt: skip
+
+
+def test_the_default_can_be_best_and_others_within_noise_are_named():
+    doc = _doc("primes", {("leastload", 1): [0.50, 0.52, 0.51], ("lru", 0): [0.53, 0.50, 0.55], ("weighted", 1): [0.9, 0.95, 0.92]})
+    (rec,) = doc["recommendations"]
+    assert rec["verdict"] == "default-best" and rec["within_noise_of_best"] == ["lru, hwm=0"]
+    assert rec["chosen"]["scheme"] == "leastload" and "1 other(s) within noise: lru, hwm=0" in rec["line"]
+
+
+def test_too_few_repeats_are_inconclusive_and_keep_the_default():
+    doc = _doc("sum", {("leastload", 1): [1.0], ("lru", 1): [0.5]})
+    (rec,) = doc["recommendations"]
+    assert rec["verdict"] == "inconclusive" and rec["chosen"]["scheme"] == "leastload"
+    assert "cannot tell them apart" in rec["line"]
+
+
+def test_without_the_default_the_best_is_recommended():
+    doc = _doc("sum", {("lru", 0): [1.0, 1.1, 1.0], ("twobin", 1): [2.0, 2.1, 2.0]})
+    (rec,) = doc["recommendations"]
+    assert rec["verdict"] == "no-default" and rec["chosen"]["scheme"] == "lru" and "was not measured" in rec["line"]
+
+
+def test_failed_runs_are_not_candidates():
+    doc = _doc("sum", {("leastload", 1): [1.0, 1.0, 1.0], ("lru", 1): [0.1, 0.1, 0.1]})
+    doc["combinations"][1]["runs"][0].update(status="failed", stats=None)
+    (rec,) = sched.recommendations(doc)
+    assert rec["best"]["label"] == "leastload, hwm=1" and rec["verdict"] == "default-best"
+
+
+def test_recommended_workload_order_prefers_the_users_function_then_hetero():
+    doc = _doc("sum", {("leastload", 1): [1.0, 1.0, 1.0], ("lru", 1): [0.5, 0.5, 0.5]})
+    hetero_doc = _doc("hetero", {("leastload", 1): [1.0, 1.0, 1.0], ("weighted", 0): [0.5, 0.5, 0.5]}, bound=0.4)
+    doc["workloads"] += hetero_doc["workloads"]
+    doc["recommendations"] += hetero_doc["recommendations"]
+    assert sched.overall(doc)["workload"] == "hetero" and sched.overall(doc)["scheme"] == "weighted"
+    assert sched.overall(doc, "sum")["scheme"] == "lru"
+
+
+# --- reading a result file for init ---------------------------------------------------------------
+
+
+def _write(tmp_path: Path, doc: dict, name: str = "shootout.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_recommended_from_file(tmp_path):
+    doc = _doc("hetero", {("leastload", 1): [1.3, 1.31, 1.29], ("pure", None): [1.1, 1.11, 1.09]}, bound=1.0)
+    doc.update({key: None for key in sched.SCHEMA["required"] if key not in doc})
+    doc["notes"] = []
+    path = _write(tmp_path, doc)
+    assert sched.recommended_from_file(path) == ("pure", None)
+    assert sched.recommended_from_file(path, "hetero") == ("pure", None)
+    with pytest.raises(BadInput, match="no successful 'sum' result"):
+        sched.recommended_from_file(path, "sum")
+    # init: auto takes both; an explicit --hwm wins; a plain scheme passes through
+    assert sched.resolve_auto_scheduler("auto", None, path)[:2] == ("pure", None)
+    assert sched.resolve_auto_scheduler(None, 4, path)[:2] == ("pure", 4)
+    assert sched.resolve_auto_scheduler("lru", 0, None) == ("lru", 0, None)
+    assert "scheduler from" in sched.resolve_auto_scheduler("auto", None, path)[2]
+    with pytest.raises(BadInput, match="--from-bench FILE"):
+        sched.resolve_auto_scheduler("auto", None, None)
+    with pytest.raises(BadInput, match="not --scheduler lru"):
+        sched.resolve_auto_scheduler("lru", None, path)
+
+
+@pytest.mark.parametrize(
+    "content, word",
+    [
+        ("not json", "not valid JSON"),
+        (json.dumps({"schema": "ipcluster-kit/bench-result", "schema_version": 1}), "not a scheduler shoot-out result"),
+        (json.dumps({"schema": sched.SCHEMA_NAME, "schema_version": 99}), "schema_version 99"),
+        (json.dumps({"schema": sched.SCHEMA_NAME, "schema_version": 1}), "missing"),
+        (json.dumps([1, 2]), "not a JSON object"),
+    ],
+)
+def test_a_file_that_is_not_a_shootout_is_bad_input(tmp_path, content, word):
+    path = tmp_path / "other.json"
+    path.write_text(content)
+    with pytest.raises(BadInput, match=word) as info:
+        sched.recommended_from_file(path)
+    assert "other.json" in info.value.message
+    with pytest.raises(BadInput, match="cannot read"):
+        sched.recommended_from_file(tmp_path / "absent.json")
+
+
+# --- the CLI: bad input and light imports --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--scheme", "fastest"], ["'fastest'", "leastload"]),
+        (["--hwm", "-1"], ["-1"]),
+        (["--function", "nocolon", "--args", "x.json"], ["module:function"]),
+        (["--function", "json:dumps"], ["--args"]),
+        (["--function", "json:dumps", "--args", "/nonexistent/a.json"], ["/nonexistent/a.json"]),
+        (["--plot", "out.svg"], ["out.svg", "PNG"]),
+        (["--json", "/nonexistent/dir/out.json"], ["/nonexistent/dir"]),
+        (["--task-kind", "spin"], ["spin"]),
+        (["fibonacci"], ["fibonacci"]),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2_before_any_cluster(args, words, tmp_path):
+    one_line_error(run_cli(*args, cwd=tmp_path, timeout=60), 2, *words)
+    assert not list(tmp_path.iterdir())
+
+
+HEAVY = ("ipyparallel", "IPython", "zmq", "matplotlib")
+
+
+def test_cli_help_stays_light():
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['ipcluster-kit', 'bench', 'schedulers', '--help']\n"
+        "try:\n    runpy.run_module('ipcluster_kit', run_name='__main__')\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+        "print('LOADED', loaded)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "--hwm" in result.stdout and "LOADED []" in result.stdout, result.stdout[-800:]
+
+
+def test_register_is_idempotent():
+    import typer
+
+    from ipcluster_kit.cli import bench_schedulers
+
+    app = typer.Typer()
+    bench_schedulers.register(app)
+    bench_schedulers.register(app)
+    assert [c.name for c in app.registered_commands] == ["schedulers"]
+
+
+# --- end to end ---------------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_each_scheme_really_runs_on_its_cluster():
+    """Six clusters, one per scheme: the controller's own word (connection file and scheduler log)."""
+    config = sched.ShootoutConfig(workloads=["overhead"], schemes=list(SCHEMES), hwms=[1], engines=2, repeat=1, warmup=0,
+                                  tasks=10, cluster_timeout=120, timeout=120)  # fmt: skip
+    doc = sched.run_shootout(config)
+    assert sched.validation_errors(doc, full=True) == []
+    assert [(c["scheme"], c["hwm"]) for c in doc["combinations"]] == [(s, None if s == "pure" else 1) for s in SCHEMES]
+    for combo in doc["combinations"]:
+        ctl = combo["controller"]
+        assert combo["status"] == "ok", combo["error"]
+        assert ctl["task_scheme"] == combo["scheme"] and ctl["log_scheme"] == combo["scheme"] and ctl["confirmed"]
+        assert combo["scheme"] in ctl["log_line"]
+        assert combo["engine_ids"] == [0, 1]
+        (run,) = combo["runs"]
+        assert run["status"] == "ok" and run["verified"] and run["scheme"] == combo["scheme"]
+        probe = combo["hwm_probe"]
+        if combo["scheme"] == "pure":
+            assert probe is None
+        elif probe["readings"]:  # the hub reported in time: hwm=1 held tasks back
+            assert probe["max_outstanding_per_engine"] <= 1 and probe["consistent"], probe
+    assert doc["defaults"] == {"scheme": "leastload", "hwm": 1, "source": doc["defaults"]["source"]}
+
+
+@pytest.mark.e2e
+def test_cli_quick_run_writes_json_and_plot_and_survives_a_raising_function(tmp_path):
+    (tmp_path / "usertasks.py").write_text(
+        "def work(x):\n    if x == 3:\n        raise ValueError(f'bad input {x}')\n    return x * x\n"
+    )
+    (tmp_path / "args.json").write_text("[1, 2, 3, 4]")
+    result = run_cli("--quick", "--scheme", "leastload", "--scheme", "pure", "--hwm", "1", "--function", "usertasks:work",
+                     "--args", "args.json", "--json", "out.json", "--plot", "out.png", cwd=tmp_path)  # fmt: skip
+    # the raising function fails the run (exit 1, one line) after every combination ran and was written
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1].startswith("ipcluster-kit: error: 2 combination/workload run(s) failed")
+    doc = json.loads((tmp_path / "out.json").read_text())
+    assert sched.validation_errors(doc, full=True) == []
+    assert (tmp_path / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [(c["scheme"], c["hwm"]) for c in doc["combinations"]] == [("leastload", 1), ("pure", None)]
+    durations = hetero.exponential_durations(sched.QUICK_SIZES.hetero_tasks, sched.QUICK_SIZES.hetero_mean, 0)
+    for combo in doc["combinations"]:
+        assert combo["controller"]["task_scheme"] == combo["controller"]["log_scheme"] == combo["scheme"]
+        runs = {r["workload"]: r for r in combo["runs"]}
+        assert set(runs) == {"overhead", "hetero", "sum", "primes", "user"}
+        user = runs["user"]
+        assert user["status"] == "failed" and user["seconds"] == []
+        assert "ValueError: bad input 3 (usertasks.py:3 in work)" in user["error"]
+        assert user["traceback"][-1] == "ValueError: bad input 3"
+        for name in ("overhead", "hetero", "sum", "primes"):  # the rest ran, verified, after the failure
+            assert runs[name]["status"] == "ok" and runs[name]["verified"] and len(runs[name]["seconds"]) == 3, runs[name]
+        het = runs["hetero"]
+        assert het["lower_bound_seconds"] == pytest.approx(hetero.lower_bound(durations, 2))
+        assert het["makespan_ratio"]["median"] == pytest.approx(het["stats"]["median"] / het["lower_bound_seconds"])
+        assert all(len(work) <= 2 for work in het["params"]["engine_work_seconds"])
+    workloads = {w["name"]: w for w in doc["workloads"]}
+    assert workloads["hetero"]["lower_bound_seconds"] == pytest.approx(het["lower_bound_seconds"])
+    assert workloads["hetero"]["durations"]["max"] == pytest.approx(max(durations))
+    assert doc["config"]["function"] == "usertasks:work" and doc["config"]["repeat"] == 3
+    assert "for no-op throughput:" in result.stdout and "for heterogeneous tasks:" in result.stdout
+    assert "bad input 3" in result.stdout
+    scheme, hwm = sched.recommended_from_file(tmp_path / "out.json")
+    assert (scheme, hwm) in {("leastload", 1), ("pure", None)}
+
+
+def _spawn_engine(profile_dir: Path, engine_id: int, log: Path) -> subprocess.Popen:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ipyparallel.engine", f"--profile-dir={profile_dir}", f"--IPEngine.id={engine_id}"],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+
+
+def _stop_by_pid(proc: subprocess.Popen) -> None:
+    """SIGTERM the engine's process group (it has its own session), SIGKILL after 10 s."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+@pytest.mark.e2e
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the early client's "Task farming will be disabled"
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # clients made during the gap
+@pytest.mark.filterwarnings("ignore:Unregistering FD:UserWarning")  # the early client's closed task socket
+def test_pure_trap_engine_1_first_breaks_an_early_client_but_not_the_kit(ipython_dir):
+    """Engine 1 registers before engine 0, on purpose: a client made in between refuses load-balanced
+    tasks for good (ipyparallel's behaviour); the kit's client, made after registration, farms them."""
+    import warnings
+
+    import ipyparallel as ipp
+
+    from ipcluster_kit.cluster.local import RunningCluster
+    from ipcluster_kit.profile.spec import build_spec
+    from ipcluster_kit.profile.store import plan_write, read_spec, write_profile
+
+    write_profile(plan_write(build_spec("puretrap", preset="local", scheme="pure", engines=2), ipython_dir))
+    spec, profile_dir = read_spec("puretrap", ipython_dir)
+    engines: list[subprocess.Popen] = []
+    early = None
+    with Controller(profile_dir) as controller:
+        try:
+            info = controller.connection_info("client")
+            assert info["task_scheme"] == "pure"
+            client_file = profile_dir / "security" / "ipcontroller-client.json"
+            early = ipp.Client(str(client_file), timeout=30)  # a client made before the engines registered
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                engines.append(_spawn_engine(profile_dir, 1, profile_dir / "engine-1.log"))
+                wait_for(lambda: early.ids == [1], 60, what="engine 1 registered")
+            assert any(sched.GAP_WARNING in str(w.message) for w in caught)  # it saw the gap: farming off
+            engines.append(_spawn_engine(profile_dir, 0, profile_dir / "engine-0.log"))
+            cluster = RunningCluster(name="puretrap", profile_dir=profile_dir, spec=spec, engines=2, scheme="pure")
+            client = sched.connect_for_tasks(cluster, timeout=60)
+            try:
+                assert sorted(client.ids) == [0, 1]
+                got = client.load_balanced_view().map(hetero.hetero_task, [(i, 0.001, "sleep") for i in range(20)],
+                                                      chunksize=1, block=False).get(timeout=60)  # fmt: skip
+                assert [g[0] for g in got] == list(range(20))
+                assert len({g[2] for g in got}) >= 1
+            finally:
+                client.close()
+            wait_for(lambda: sorted(early.ids) == [0, 1], 30, what="the early client to see both engines")
+            with pytest.raises(RuntimeError, match="farming"):  # the trap is real in this ipyparallel
+                early.load_balanced_view().apply_async(abs, -1).get(timeout=10)
+        finally:
+            if early is not None:
+                early.close()
+            for proc in engines:
+                _stop_by_pid(proc)
+
+
+@pytest.mark.e2e
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_pure_trap_does_not_bite_over_repeated_starts():
+    """Three pure clusters, each as the shoot-out starts them: a load-balanced map works every time."""
+
+    gaps = 0
+    for attempt in range(3):
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            cm = sched.shootout_cluster(2, "pure", None, timeout=120)
+            cluster = cm.__enter__()
+        try:
+            gaps += any(sched.GAP_WARNING in str(w.message) for w in caught)
+            client = sched.connect_for_tasks(cluster, timeout=60)
+            try:
+                got = client.load_balanced_view().map(abs, [-i for i in range(30)], chunksize=1, block=False).get(timeout=60)
+                assert got == list(range(30)), attempt
+            finally:
+                client.close()
+        finally:
+            cm.__exit__(None, None, None)
+    print(f"engine 1 registered first in {gaps} of 3 starts")
+
+
+# --- init --scheduler auto --from-bench (wired into cli/init.py by the lead) ---------------------
+
+
+def _init_knows_from_bench() -> bool:
+    from helpers import run_kit
+
+    return "--from-bench" in run_kit("init", "--help", env={"COLUMNS": "300"}).stdout
+
+
+def test_init_scheduler_auto_writes_the_recommended_scheme_and_hwm(tmp_path, ipython_dir):
+    from helpers import run_kit
+
+    if not _init_knows_from_bench():
+        pytest.skip("cli/init.py has no --from-bench yet (see resolve_auto_scheduler)")
+    doc = _doc("hetero", {("leastload", 1): [1.3, 1.31, 1.29], ("weighted", 0): [1.1, 1.11, 1.09]}, bound=1.0)
+    doc.update({key: None for key in sched.SCHEMA["required"] if key not in doc})
+    doc["notes"] = []
+    path = _write(tmp_path, doc)
+    run_kit("init", "auto1", "--scheduler", "auto", "--from-bench", str(path), "--ipython-dir", str(ipython_dir), check=True)
+    config = (ipython_dir / "profile_auto1" / "ipcontroller_config.py").read_text()
+    assert "c.TaskScheduler.scheme_name = 'weighted'" in config and "c.TaskScheduler.hwm = 0" in config
+    # a tie keeps ipyparallel's default
+    tie = _doc("hetero", {("leastload", 1): [1.3, 1.2, 1.25], ("pure", None): [1.22, 1.19, 1.3]}, bound=1.0)
+    tie.update({key: None for key in sched.SCHEMA["required"] if key not in tie})
+    tie["notes"] = []
+    run_kit("init", "auto2", "--scheduler", "auto", "--from-bench", str(_write(tmp_path, tie, "tie.json")),
+            "--ipython-dir", str(ipython_dir), check=True)  # fmt: skip
+    config = (ipython_dir / "profile_auto2" / "ipcontroller_config.py").read_text()
+    assert "c.TaskScheduler.scheme_name = 'leastload'" in config and "c.TaskScheduler.hwm = 1" in config
+    # bad input: one line, exit 2, nothing written
+    one_line_error(run_kit("init", "auto3", "--scheduler", "auto", "--ipython-dir", str(ipython_dir)), 2, "--from-bench")
+    (tmp_path / "bench.json").write_text(json.dumps({"schema": "ipcluster-kit/bench-result", "schema_version": 1}))
+    one_line_error(run_kit("init", "auto4", "--scheduler", "auto", "--from-bench", str(tmp_path / "bench.json"),
+                           "--ipython-dir", str(ipython_dir)), 2, "bench.json", "not a scheduler shoot-out")  # fmt: skip
+    assert not (ipython_dir / "profile_auto3").exists() and not (ipython_dir / "profile_auto4").exists()
