@@ -79,23 +79,41 @@ def spawn(cmd: list[str], log_path: Path, role: str, env: dict | None = None) ->
     return ProcessRecord(pid=proc.pid, start_ticks=start_ticks(proc.pid), role=role, log=str(log_path)), proc
 
 
+def children_of(parents: set[int]) -> list[ProcessRecord]:
+    """Live processes whose parent is one of ``parents``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields and fields[2] != "Z" and int(fields[3]) in parents:
+            found.append(ProcessRecord(pid=int(entry.name), start_ticks=int(fields[21]), role="child"))
+    return found
+
+
 def stop(records: list[ProcessRecord], timeout: float = 10.0) -> list[ProcessRecord]:
     """SIGTERM each live process group, then SIGKILL what is left after ``timeout``.
 
-    Returns the records that were running and have been stopped. Zombies of our own children
-    are reaped by the caller's Popen objects; other zombies vanish when their parent reaps them.
+    Direct children are stopped too: an engine's nanny runs in a session of its own, so
+    signalling the engine's group does not reach it. Returns the records that were running
+    and have been stopped. Zombies of our own children are reaped by the caller's Popen objects.
     """
     live = [r for r in records if is_alive(r)]
-    for record in live:
+    helpers = children_of({r.pid for r in live})
+    everything = live + helpers
+
+    def remaining() -> list[ProcessRecord]:
+        return [r for r in everything if is_alive(r) or (r in live and group_members(r.pid))]
+
+    for record in everything:
         _signal_group(record.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(is_alive(r) or group_members(r.pid) for r in live):
+    while time.monotonic() < deadline and remaining():
         time.sleep(0.05)
-    for record in live:
-        if is_alive(record) or group_members(record.pid):
-            _signal_group(record.pid, signal.SIGKILL)
+    for record in remaining():
+        _signal_group(record.pid, signal.SIGKILL)
     kill_deadline = time.monotonic() + 5
-    while time.monotonic() < kill_deadline and any(is_alive(r) or group_members(r.pid) for r in live):
+    while time.monotonic() < kill_deadline and remaining():
         time.sleep(0.05)
     return live
 

@@ -228,11 +228,31 @@ for e in engines:
     if results[pid] != "running" and e.get("log"):
         results[pid] += "\n" + _tail(e["log"])
 
+def _children(parents):
+    """Processes whose parent is one of ``parents``: an engine's nanny runs in a session of its own,
+    so signalling the engine's group does not reach it."""
+    found = []
+    if not os.path.isdir("/proc/self"):
+        return found
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as fh:
+                data = fh.read()
+        except (IOError, OSError):
+            continue
+        rest = data[data.rindex(")") + 2:].split()
+        if int(rest[1]) in parents and rest[0] not in ("Z", "X"):
+            found.append((int(entry), int(rest[19])))
+    return found
+
 if ARGS.get("stop"):
-    for pid, start in targets:
+    helpers = _children(set(pid for pid, _ in targets))
+    for pid, start in targets + helpers:
         _send(pid, _signal.SIGTERM)
     deadline = time.time() + float(ARGS.get("timeout", 5))
-    pending = list(targets)
+    pending = list(targets) + helpers
     while pending and time.time() < deadline:
         time.sleep(0.05)
         pending = [t for t in pending if _alive(*t)]
@@ -240,13 +260,14 @@ if ARGS.get("stop"):
         results[pid] = "terminated"
     for pid, start in pending:
         _send(pid, _signal.SIGKILL)
-        results[pid] = "killed"
+        if pid in results:
+            results[pid] = "killed"
     deadline = time.time() + 3
     while pending and time.time() < deadline:
         time.sleep(0.05)
         pending = [t for t in pending if _alive(*t)]
     for pid, start in pending:
-        results[pid] = "still running"
+        results[pid] = "still running"  # an engine, or a nanny that outlived its engine
     if record and os.path.exists(record):
         try:
             with open(record) as fh:
