@@ -369,7 +369,7 @@ def test_the_default_can_be_best_and_others_within_noise_are_named():
     doc = _doc("primes", {("leastload", 1): [0.50, 0.52, 0.51], ("lru", 0): [0.53, 0.50, 0.55], ("weighted", 1): [0.9, 0.95, 0.92]})
     (rec,) = doc["recommendations"]
     assert rec["verdict"] == "default-best" and rec["within_noise_of_best"] == ["lru, hwm=0"]
-    assert rec["chosen"]["scheme"] == "leastload" and "1 other(s) within noise: lru, hwm=0" in rec["line"]
+    assert rec["chosen"]["scheme"] == "leastload" and "1 other(s) within noise (lru, hwm=0)" in rec["line"]
 
 
 def test_too_few_repeats_are_inconclusive_and_keep_the_default():

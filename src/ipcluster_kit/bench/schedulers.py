@@ -41,6 +41,7 @@ import json
 import math
 import os
 import re
+import statistics
 import sys
 import threading
 import time
@@ -695,6 +696,9 @@ def _run_entry(run: _Run, plan: Plan, combo: Combination) -> dict:
         bound = hetero.lower_bound(hetero.durations_of(workload), plan.engines)
         entry["lower_bound_seconds"] = bound
         entry["params"]["engine_work_seconds"] = run.engine_work
+        nominal = sum(hetero.durations_of(workload))
+        # wall-clock seconds the tasks ran, over the seconds they were meant to: > 1 when the cores were shared
+        entry["params"]["task_stretch"] = [round(sum(work) / nominal, 4) for work in run.engine_work] if nominal > 0 else []
         if entry["status"] == "ok" and bound > 0:
             entry["makespan_ratio"] = stats.summarize([s / bound for s in run.seconds]).to_dict()
     if workload.name == USER and run.digests:
@@ -1009,7 +1013,8 @@ def recommend_workload(document: dict, workload: dict) -> dict | None:
         line = (f"for {title}: {best_combo['label']} is fastest ({long_best}), {pct:.0f}% {words} {default_text},"
                 f" but {min(best['n'], default['n'])} repeat(s) cannot tell them apart (use --repeat 5 or more): keep the default")  # fmt: skip
     elif verdict == "default-best":
-        others = f"; {len(ties)} other(s) within noise: {', '.join(ties)}" if ties else "; every other combination is slower beyond noise"
+        named = "; ".join(ties[:4]) + (f"; and {len(ties) - 4} more" if len(ties) > 4 else "")
+        others = f"; {len(ties)} other(s) within noise ({named})" if ties else "; every other combination is slower beyond noise"
         line = f"for {title}: {default_label} is best ({long_best}){others}"
     else:
         line = f"for {title}: {best_combo['label']}, {long_best} ({default_label} was not measured or failed)"
@@ -1314,6 +1319,13 @@ def lines(document: dict) -> list[str]:
     if gaps:
         out.append(f"{len(gaps)} pure start(s) registered engine 1 before engine 0 (a client made then would refuse"
                    " load-balanced tasks); the shoot-out's client, made after registration, was not affected.")  # fmt: skip
+    stretch = [x for c in document["combinations"] for r in c["runs"] if r["workload"] == "hetero" and r["status"] == "ok"
+               for x in r["params"].get("task_stretch", [])]  # fmt: skip
+    if stretch and statistics.median(stretch) > 1.15:
+        kind = document["config"]["task_kind"]
+        out.append(f"heterogeneous tasks ran {statistics.median(stretch):.2f}x their nominal duration in wall-clock time"
+                   f" (median over runs){' because the cores were shared with the controller, the client and other work' if kind == 'cpu' else ''}:"
+                   " the ratio to the bound includes that" + ("; --task-kind sleep isolates the scheduler." if kind == "cpu" else "."))  # fmt: skip
     busy = [(r.get("foreign_cpus_median"), c["label"], r["workload"]) for c in document["combinations"] for r in c["runs"]
             if r.get("foreign_cpus_median") is not None]  # fmt: skip
     if busy:
@@ -1366,6 +1378,11 @@ def plot(document: dict, path: str | os.PathLike) -> Path:
             is_default = combo["scheme"] == defaults["scheme"] and combo["hwm"] == defaults["hwm"]
             colors.append("tab:green" if best.get(w["name"]) == combo["label"] else ("0.55" if is_default else "tab:blue"))
             hatches.append("//" if is_default else "")
+        default_run = next((_run(c, w["name"]) for c in combos
+                            if c["scheme"] == defaults["scheme"] and c["hwm"] == defaults["hwm"]), None)  # fmt: skip
+        if default_run is not None and default_run["status"] == "ok":  # the default's interval: within it is a tie
+            ends = sorted([_value(w, default_run["stats"], "ci_low"), _value(w, default_run["stats"], "ci_high")])
+            ax.axvspan(ends[0], ends[1], color="0.85", zorder=0)
         bars = ax.barh(ys, values, xerr=[err_low, err_high], capsize=2, color=colors, edgecolor="0.2", linewidth=0.4)
         for bar, hatch in zip(bars, hatches):
             bar.set_hatch(hatch)
@@ -1390,7 +1407,7 @@ def plot(document: dict, path: str | os.PathLike) -> Path:
         ax.set_visible(False)
     env = document["environment"]
     fig.suptitle(f"ipcluster-kit bench schedulers — {document['config']['engines']} engines, {env.get('cpu_count')} CPUs,"
-                 f" {document['created']} (green: best; hatched: ipyparallel's default; whiskers: interval)",
+                 f" {document['created']} (green: best; hatched: ipyparallel's default, grey band: its interval; whiskers: interval)",
                  fontsize="medium")  # fmt: skip
     fig.savefig(path, dpi=110)
     plt.close(fig)
