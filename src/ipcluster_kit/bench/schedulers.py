@@ -1336,7 +1336,7 @@ def lines(document: dict) -> list[str]:
     env = document["environment"]
     load = env["load_average"]["before"][0]
     cpus = env.get("cpus_usable") or env.get("cpu_count") or 1
-    if load > 0.5 * cpus:
+    if not busy and load > 0.5 * cpus:  # the per-run figure, when there is one, says more than the load average
         out.append(f"the machine was busy when the run started (load {load:.2f} on {cpus} CPUs): differences are less certain.")
     out.extend(document.get("notes") or [])
     if document.get("total_seconds"):

@@ -79,6 +79,21 @@ def _client(client_file: Path, timeout: float):
     return ipp.Client(str(client_file), timeout=max(timeout, 1.0))
 
 
+def _probe_client(client_file: Path, deadline: float):
+    """A client for watching registrations, retried until ``deadline``.
+
+    With the ``pure`` scheme, a client made while the engine ids have a gap (engine 1 registered
+    before engine 0) fails at once ("IO Loop failed to start"); a moment later it succeeds.
+    """
+    while True:
+        try:
+            return _client(client_file, max(deadline - time.monotonic(), 1.0))
+        except RuntimeError as exc:
+            if time.monotonic() >= deadline:
+                raise KitError(f"could not connect to the controller: {exc}") from None
+            time.sleep(0.2)
+
+
 def wait_for_engines(
     client_file: Path,
     n: int,
@@ -91,7 +106,7 @@ def wait_for_engines(
     Raises KitError on timeout. When ``watch`` lists local processes, fails early if they die.
     """
     deadline = time.monotonic() + timeout
-    client = _client(client_file, timeout)
+    client = _probe_client(client_file, deadline)
     try:
         seen = -1
         while True:
