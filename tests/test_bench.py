@@ -86,6 +86,13 @@ def test_short_growing_tasks_get_a_middle_chunk_size():
     assert serial / choice.predicted_seconds > 1.6  # the model promises a real speedup
 
 
+def test_noise_in_identical_tasks_does_not_decide_the_chunk_size():
+    # 16 identical sum tasks measured with +-20% noise, an 8 ms round trip: pairs halve the round trips
+    noisy = [0.17 * f for f in (1.0, 1.2, 0.9, 1.1, 1.0, 0.95, 1.25, 1.0, 0.9, 1.15, 1.0, 1.05, 0.9, 1.2, 1.0, 1.1)]
+    assert chunking.smooth([1, 9, 1, 1, 1]) == [1, 1, 1, 1, 1]
+    assert chunking.choose_chunksize(noisy, 2, 0.008).chunksize == 2
+
+
 def test_long_tasks_need_no_chunking():
     choice = chunking.choose_chunksize([0.3] * 16, 2, 0.0001)
     assert choice.chunksize <= 2

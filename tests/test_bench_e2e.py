@@ -72,6 +72,14 @@ def test_run_bench_on_a_given_cluster_with_scaling(cluster, tmp_path):
     assert failed == []
     assert {(r["workload"], r["backend"]) for r in doc["runs"]} == {(w, b) for w in WORKLOAD_NAMES for b in bk.BACKENDS}
     assert all(r["verified"] and len(r["seconds"]) == 1 for r in doc["runs"])
+    for r in doc["runs"]:  # the engines' own account of their work, for the ipyparallel backends only
+        if r["backend"].startswith("ipp-"):
+            (detail,) = r["details"]
+            assert detail["engine_busy_seconds"] > 0 and 1 <= detail["engines_used"] <= ENGINES
+        else:
+            assert r["details"] == [None]
+    chunk1 = next(r for r in doc["runs"] if (r["workload"], r["backend"]) == ("primes", "ipp-lbv-chunk1"))
+    assert chunk1["details"][0]["tasks_sent"] == make_workload("primes", quick=True).size
     assert set(doc["overhead"]) == set(bk.BACKENDS)
     assert doc["scaling"]["engine_counts"] == [1, 2]
     (round1,) = doc["scaling"]["rounds"]

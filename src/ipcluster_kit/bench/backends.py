@@ -77,6 +77,10 @@ class Backend:
     def run(self, workload: Workload) -> list:
         raise NotImplementedError
 
+    def details(self) -> dict | None:
+        """Facts about the last run, for the record (e.g. how long the engines worked), or None."""
+        return None
+
     def teardown(self) -> None:
         pass
 
@@ -125,6 +129,42 @@ def _get(async_result: Any, timeout: float, what: str) -> list:
         raise KitError(f"{what}: no result within {timeout:g} s") from None
 
 
+def engine_details(async_result: Any) -> dict | None:
+    """Where a map's time went on the engines, from the engines' own timestamps.
+
+    ``engine_busy_seconds``: the sum over tasks of (completed - started) on their engine, i.e. the
+    work plus the engine's per-task handling; against the serial time it shows whether the engines
+    computed at serial speed. ``busiest_engine_seconds``: the same for the engine that worked
+    longest (the map cannot end before it). ``tasks_sent``: messages (chunks) sent.
+    """
+    import datetime as dt
+
+    def stamp(value: Any) -> dt.datetime | None:
+        if isinstance(value, dt.datetime):
+            return value
+        if isinstance(value, str):
+            try:
+                return dt.datetime.fromisoformat(value)
+            except ValueError:
+                return None
+        return None
+
+    try:
+        metadata = [async_result.metadata[i] for i in range(len(async_result.msg_ids))]
+    except Exception:
+        return None
+    busy: dict[Any, float] = {}
+    for md in metadata:
+        started, completed = stamp(md.get("started")), stamp(md.get("completed"))
+        if started is None or completed is None:
+            return None
+        busy[md.get("engine_id")] = busy.get(md.get("engine_id"), 0.0) + (completed - started).total_seconds()
+    if not busy:
+        return None
+    return {"engine_busy_seconds": sum(busy.values()), "busiest_engine_seconds": max(busy.values()),
+            "engines_used": len(busy), "tasks_sent": len(metadata)}  # fmt: skip
+
+
 def warm_engines(ctx: BenchContext) -> None:
     """Import the workload module on every engine in use (once per context)."""
     if ctx.notes.get("engines_warm"):
@@ -144,10 +184,21 @@ def warm_engines(ctx: BenchContext) -> None:
 
 class _IppBackend(Backend):
     uses_cluster = True
+    _last: Any = None
 
     def setup(self, ctx: BenchContext) -> None:
         super().setup(ctx)
         warm_engines(ctx)
+
+    def _map(self, view: Any, workload: Workload, **kwargs: Any) -> list:
+        self._last = None
+        ar = view.map(workload.func, workload.args, block=False, **kwargs)
+        results = _get(ar, self.ctx.timeout, self.name)
+        self._last = ar
+        return results
+
+    def details(self) -> dict | None:
+        return engine_details(self._last) if self._last is not None else None
 
 
 @register
@@ -163,7 +214,7 @@ class IppLbvChunk1(_IppBackend):
         return {"chunksize": 1}
 
     def run(self, workload: Workload) -> list:
-        return _get(self.view.map(workload.func, workload.args, chunksize=1, block=False), self.ctx.timeout, self.name)
+        return self._map(self.view, workload, chunksize=1)
 
 
 def measure_overhead(view: Any, engines: int, timeout: float, tasks: int | None = None, rounds: int = 3) -> dict:
@@ -203,9 +254,7 @@ class IppLbvAuto(_IppBackend):
         return {"chunksize": choice.chunksize, "choice": choice.to_dict(), "overhead_probe": self.probe}
 
     def run(self, workload: Workload) -> list:
-        chunksize = self.chunks.get(workload.name, 1)
-        ar = self.view.map(workload.func, workload.args, chunksize=chunksize, block=False)
-        return _get(ar, self.ctx.timeout, self.name)
+        return self._map(self.view, workload, chunksize=self.chunks.get(workload.name, 1))
 
 
 @register
@@ -223,7 +272,7 @@ class IppDirect(_IppBackend):
         return {"partition": "contiguous blocks", "block_work_shares": dv_block_shares(task_seconds, self.ctx.workers)}
 
     def run(self, workload: Workload) -> list:
-        return _get(self.view.map(workload.func, workload.args, block=False), self.ctx.timeout, self.name)
+        return self._map(self.view, workload)
 
 
 # --- local process pools ------------------------------------------------------------------------

@@ -133,6 +133,18 @@ def explanations(document: dict) -> list[str]:
                          f" {_fmt_s(choice['overhead_seconds'])} and the serial task durations; its model predicted"
                          f" {_fmt_s(choice['predicted_seconds'])} (chunksize=1: {_fmt_s(choice['predicted_seconds_chunk1'])}),"
                          f" measured {_fmt_s(auto['stats']['median'])}.")  # fmt: skip
+        parts = []
+        for backend in ("ipp-lbv-chunk1", "ipp-lbv-auto", "ipp-direct"):
+            split = engine_split(ok.get((wl, backend)))
+            if split is not None:
+                busy, idle_share = split
+                parts.append(f"{backend} worked {_fmt_s(busy)} ({busy / serial['stats']['median']:.2f}x serial),"
+                             f" idle {idle_share:.0%}")  # fmt: skip
+        if parts:
+            notes.append(f"{wl}, where the engines' time went (medians; work as timed by the engines, idle = the rest"
+                         f" of engines x wall time): {'; '.join(parts)}. Work above 1.00x serial is the engines' handling"
+                         " of each task (decoding it, encoding the result) or a slower CPU (shared with the controller"
+                         " and the client, or other load); idle is round trips, dispatch and the uneven end.")  # fmt: skip
         direct = ok.get((wl, "ipp-direct"))
         shares = (direct or {}).get("params", {}).get("block_work_shares")
         if direct is not None and shares and max(shares) > 1.2 / len(shares):
@@ -177,6 +189,20 @@ def explanations(document: dict) -> list[str]:
         if not backend["available"]:
             notes.append(f"{backend['name']}: not available ({backend['reason']}).")
     return notes
+
+
+def engine_split(run: dict | None) -> tuple[float, float] | None:
+    """(median engine work seconds, idle share of workers x wall) of an ipyparallel run, or None."""
+    import statistics
+
+    if not run or run["status"] != "ok":
+        return None
+    busy = [d["engine_busy_seconds"] for d in run.get("details") or [] if d and "engine_busy_seconds" in d]
+    if not busy:
+        return None
+    work = statistics.median(busy)
+    capacity = run["stats"]["median"] * max(run["workers"], 1)
+    return work, max(0.0, 1.0 - work / capacity) if capacity > 0 else 0.0
 
 
 QUIET_CPUS = 0.1
@@ -265,7 +291,9 @@ def plot(document: dict, path: str | Path) -> Path:
         ax1 = fig.add_subplot(grid[0, 0])
         bars(ax1, "speedup", workers, f"speedup vs serial (ideal {workers}, dashed)")
         ax1.set_title("speedup (bars: median; whiskers: interval)")
-        ax1.legend(fontsize="small")
+        handles, labels = ax1.get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), fontsize="small")
         ax2 = fig.add_subplot(grid[0, 1])
         bars(ax2, "efficiency", 1.0, "parallel efficiency = speedup / workers")
         ax2.set_title("efficiency")

@@ -105,6 +105,7 @@ def run_entry(record: Any, serial: stats.Summary | None, tasks: int) -> dict:
         "seconds": list(record.seconds),
         "foreign_cpus": [None if x is None else round(x, 4) for x in record.foreign_cpus],
         "foreign_cpus_median": None,
+        "details": list(record.details),
         "stats": None,
         "speedup": None,
         "speedup_interval": None,

@@ -78,6 +78,7 @@ class RunRecord:
     warmup_seconds: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     foreign_cpus: list[float | None] = field(default_factory=list)  # other work during each timed run
+    details: list[dict | None] = field(default_factory=list)  # backend facts per timed run (engine busy time)
     error: str | None = None
 
     @property
@@ -247,6 +248,7 @@ def _measure_round(
                             got = backend.run(workload)
                             elapsed = time.perf_counter() - start
                             foreign = load_probe.foreign_cpus(snapshot) if load_probe else None
+                            detail = backend.details()
                             mismatch = first_mismatch(got, ref.results)
                         except Exception as exc:
                             elapsed, mismatch = None, None
@@ -259,10 +261,12 @@ def _measure_round(
                             else:
                                 record.seconds.append(elapsed)
                                 record.foreign_cpus.append(foreign)
+                                record.details.append(detail)
                         else:
                             record.seconds.clear()
                             record.warmup_seconds.clear()
                             record.foreign_cpus.clear()
+                            record.details.clear()
                     steps.advance(label)
             for backend in backends:
                 # failed before any round (setup/prepare): the steps it would have taken are skipped
