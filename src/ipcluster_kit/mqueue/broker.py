@@ -414,16 +414,6 @@ class Broker:
         with self._lock:
             return [self._results[j] for j in range(first, first + count)]
 
-    def wait_finished(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while not self._is_done():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._news.wait(min(remaining, 1.0))
-            return True
-
 
 def heartbeat_interval(lease_timeout: float) -> float:
     return max(0.05, min(lease_timeout / 3.0, 10.0))
