@@ -107,10 +107,11 @@ def test_profile_names_with_separators_are_refused(name):
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_rendered_controller_config_names_the_scheme(tmp_path, scheme):
-    files = render_profile(build_spec("p", scheme=scheme, hwm=0), tmp_path)
+    hwm = None if scheme == "pure" else 0
+    files = render_profile(build_spec("p", scheme=scheme, hwm=hwm), tmp_path)
     text = files["ipcontroller_config.py"]
     assert f"c.TaskScheduler.scheme_name = {scheme!r}" in text
-    assert "c.TaskScheduler.hwm = 0" in text
+    assert ("c.TaskScheduler.hwm = 0" in text) == (scheme != "pure")
     # the stale names of old tutorials never appear
     assert "HubFactory" not in text and "schemename" not in text
     compile(text, "ipcontroller_config.py", "exec")
@@ -150,3 +151,80 @@ def test_batch_preview_has_queue_walltime_account(tmp_path):
     script = batch_script_preview(spec, tmp_path)
     assert "#PBS -q short" in script and "#PBS -l walltime=02:00:00" in script and "#PBS -A proj7" in script
     assert "#PBS -t 1-4" in script and "ipyparallel.engine" in script
+
+
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        (dict(location="999.1.1.1"), "not a valid IPv4 address"),
+        (dict(location="10.0.0.256"), "not a valid IPv4 address"),
+        (dict(location="1.2.3"), "not a valid IPv4 address"),
+        (dict(location="0.0.0.0"), "not an address engines can connect to"),
+        (dict(location="224.0.0.1"), "not an address engines can connect to"),
+        (dict(location="::1"), "IPv6 is not supported"),
+        (dict(ip="::1"), "IPv6 is not supported"),
+        (dict(ip="::"), "IPv6 is not supported"),
+        (dict(ip="999.1.1.1"), "not an IPv4 address"),
+        (dict(ip="255.255.255.255"), "broadcast"),
+        (dict(scheme="pure", hwm=5), "does not apply to the 'pure' scheme"),
+        (dict(scheme="pure", hwm=0), "does not apply to the 'pure' scheme"),
+        (dict(engines=-1), "invalid --engines -1: it must be at least 1"),
+        (dict(engines=10**9), "at most"),
+        (dict(hwm=2**40), "at most"),
+        (dict(heartbeat_ms=10), "at least 50"),
+    ],
+)
+def test_values_that_cannot_work_are_refused_at_build_spec(kwargs, needle):
+    with pytest.raises(BadInput) as info:
+        build_spec("p", **kwargs)
+    assert needle in info.value.message and "\n" not in info.value.message
+    value = list(kwargs.values())[-1]
+    assert repr(value) in info.value.message or str(value) in info.value.message
+
+
+def test_a_host_name_location_is_kept():
+    assert build_spec("p", ip="0.0.0.0", location="login1.cluster.example.org").location == "login1.cluster.example.org"
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"engines": "4"}, "wrong type"),
+        ({"engines": True}, "wrong type"),
+        ({"engines": 0}, "--engines"),
+        ({"scheme": "fastest"}, "unknown scheme"),
+        ({"location": "999.1.1.1"}, "--location"),
+        ({"remote_python": "py\nthon"}, "--remote-python"),
+        ({"ports": [1, 2, 3]}, "'ports'"),
+        ({"ports": [20000, 20001]}, "port range"),
+        ({"hosts": [{"host": "bad host"}]}, "bad host name"),
+        ({"hosts": "h1"}, "'hosts'"),
+        ({"launcher": "nope"}, "unknown launcher"),
+        ({"name": None}, "missing field 'name'"),
+    ],
+)
+def test_a_corrupt_record_is_refused_naming_the_field(change, needle):
+    record = build_spec("p").to_record()
+    record.update(change)
+    record = {k: v for k, v in record.items() if v is not None}
+    with pytest.raises(ValueError) as info:
+        ProfileSpec.from_record(record)
+    assert needle in str(info.value)
+
+
+def test_with_changes_checks_the_result():
+    spec = build_spec("p", hosts=["h1"], location="10.0.0.1")
+    assert spec.with_changes(remote_python="/opt/py/bin/python3").remote_python == "/opt/py/bin/python3"
+    with pytest.raises(BadInput, match="--remote-python"):
+        spec.with_changes(remote_python="python3\nimport os")
+
+
+def test_render_and_store_do_not_import_each_other_in_a_circle():
+    import ast
+    from pathlib import Path
+
+    import ipcluster_kit.profile.render as render
+
+    tree = ast.parse(Path(render.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "ipcluster_kit.profile.store" not in imported

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import shlex
 import sys
+import unicodedata
 from pathlib import Path
 
 import jinja2
 
 from ipcluster_kit import __version__
+from ipcluster_kit.errors import BadInput
 from ipcluster_kit.profile.hosts import HostSpec
 from ipcluster_kit.profile.launchers import engine_launcher_target
-from ipcluster_kit.profile.spec import CONTROLLER_PORT_COUNT, RECORD_FILE, ProfileSpec
+from ipcluster_kit.profile.spec import CONTROLLER_PORT_COUNT, RECORD_FILE, ProfileSpec, record_text
 from ipcluster_kit.resources import templates_dir
 
 CONFIG_FILES = ("ipcontroller_config.py", "ipengine_config.py", "ipcluster_config.py")
@@ -29,15 +31,57 @@ LAUNCHER_HELP = {
 }
 
 
-def _environment() -> jinja2.Environment:
+class _Rendered(str):
+    """Text a filter has already made safe for where it goes (a Python literal, an identifier)."""
+
+
+def _python_literal(value: object) -> _Rendered:
+    return _Rendered(repr(value))
+
+
+def _identifier(value: object) -> _Rendered:
+    text = str(value)
+    if not all(part.isidentifier() for part in text.split(".")):
+        raise BadInput(f"refusing to write {text!r} into a config file as a name")
+    return _Rendered(text)
+
+
+def _plain_text(value: object, where: str) -> str:
+    """A value placed as it is (into a comment, a directive line): one line, no control character."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    text = str(value)
+    if any(unicodedata.category(char).startswith("C") for char in text):
+        raise BadInput(f"refusing to write {text!r} into {where}: it contains a newline or control character")
+    return text
+
+
+def _config_value(value: object) -> str:
+    # Every ``{{ ... }}`` of a config template ends here: a value that went through ``py`` (or
+    # ``ident``) is kept; anything else must be plain one-line text (it can only be in a comment).
+    if isinstance(value, _Rendered):
+        return value
+    return _plain_text(value, "a config file")
+
+
+def _batch_value(value: object) -> str:
+    # Every ``{{ ... }}`` of a batch template ends here. ipyparallel fills the script in with
+    # IPython's EvalFormatter, which *evaluates* each ``{...}`` as Python: a brace in a value
+    # would run code on `ipcluster start`, so braces are doubled (format's own escape).
+    return _plain_text(value, "a job script").replace("{", "{{").replace("}", "}}")
+
+
+def _environment(finalize=_config_value) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=finalize,
     )
-    env.filters["py"] = repr  # a Python literal: strings quoted and escaped, dicts as dicts
+    env.filters["py"] = _python_literal  # a Python literal: strings quoted and escaped, dicts as dicts
+    env.filters["ident"] = _identifier
     return env
 
 
@@ -67,7 +111,7 @@ def batch_template(spec: ProfileSpec) -> str | None:
     name = BATCH_TEMPLATES.get(spec.launcher)
     if name is None:
         return None
-    return _environment().get_template(name).render(spec=spec)
+    return _environment(_batch_value).get_template(name).render(spec=spec)
 
 
 def batch_script_preview(spec: ProfileSpec, profile_dir: Path) -> str | None:
@@ -83,8 +127,6 @@ def batch_script_preview(spec: ProfileSpec, profile_dir: Path) -> str | None:
 
 def render_profile(spec: ProfileSpec, profile_dir: Path) -> dict[str, str]:
     """The text of every file of the profile, by file name (config files and the kit's record)."""
-    from ipcluster_kit.profile.store import record_text
-
     env = _environment()
     context = {
         "spec": spec,

@@ -8,7 +8,6 @@ parsing Python config.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import sys
@@ -16,34 +15,49 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from ipcluster_kit import netinfo
 from ipcluster_kit.errors import BadInput
-from ipcluster_kit.profile.hosts import HostSpec, is_valid_hostname
+from ipcluster_kit.profile.addresses import (  # noqa: F401 (CONTROLLER_PORT_COUNT, parse_ports: part of this API)
+    CONTROLLER_PORT_COUNT,
+    parse_ports,
+    validate_bind_ip,
+    validate_location,
+)
+from ipcluster_kit.profile.hosts import HostSpec
 from ipcluster_kit.profile.launchers import BATCH_LAUNCHERS, engine_launcher_names
 from ipcluster_kit.resources import presets_dir
+from ipcluster_kit.validate import check_count, check_text
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
+# The task schemes of ipyparallel's TaskScheduler. DEFAULT_SCHEME is ipyparallel's own default
+# and the one constant every layer uses for "the scheme a profile gets when none is asked for".
 SCHEMES = ("lru", "leastload", "weighted", "plainrandom", "twobin", "pure")
 DEFAULT_SCHEME = "leastload"
-
-# Sockets ipyparallel 9's controller binds with the default broadcast-scheduler depth of 1,
-# counted from a real controller started with a port range (tests/test_profile_e2e.py checks it).
-CONTROLLER_PORT_COUNT = 18
+# "pure" hands tasks out with ZeroMQ's own load balancing: there is no hwm to set.
+SCHEMES_WITHOUT_HWM = ("pure",)
 
 # How often the controller's heart monitor pings engines (ms). An engine's registration
 # completes on a heartbeat, so this bounds bring-up time; ipyparallel's default is 3000.
 # Measured in benchmarks/bench_bringup.py: see benchmarks/README.md.
 DEFAULT_HEARTBEAT_MS = 500
 
+# Sanity bounds: past these a value is a typo, not a plan.
+MAX_ENGINES = 100_000
+MAX_HWM = 2**31 - 1
+MIN_HEARTBEAT_MS, MAX_HEARTBEAT_MS = 50, 3_600_000
+
 RECORD_FILE = "ipcluster_kit.toml"
 RECORD_VERSION = 1
 
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _WALLTIME = re.compile(r"^(\d+-)?\d{1,3}:\d{2}(:\d{2})?$")
+_ONE_WORD = re.compile(r"^\S+$")
 
 
 def preset_names() -> list[str]:
@@ -77,32 +91,6 @@ def validate_profile_name(name: str) -> str:
 
 def profile_dir_for(name: str, ipython_dir: str | os.PathLike | None = None) -> Path:
     return resolve_ipython_dir(ipython_dir) / f"profile_{validate_profile_name(name)}"
-
-
-def parse_ports(text: str) -> tuple[int, int]:
-    """``A-B`` to a port range with enough ports for the controller."""
-    match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text or "")
-    if not match:
-        raise BadInput(f"malformed port range {text!r} (expected A-B, e.g. 10100-10119)")
-    first, last = int(match.group(1)), int(match.group(2))
-    if not (1 <= first <= 65535 and 1 <= last <= 65535) or first > last:
-        raise BadInput(f"invalid port range {text!r}: ports must be 1-65535 and A <= B")
-    count = last - first + 1
-    if count < CONTROLLER_PORT_COUNT:
-        raise BadInput(
-            f"port range {text!r} has {count} ports; the controller needs {CONTROLLER_PORT_COUNT}"
-            f" (e.g. {first}-{first + CONTROLLER_PORT_COUNT - 1})"
-        )
-    return first, last
-
-
-def _validate_ip(ip: str) -> str:
-    if ip == "*":
-        return "0.0.0.0"
-    try:
-        return str(ipaddress.ip_address(ip))
-    except ValueError:
-        raise BadInput(f"invalid IP address {ip!r} for --ip (e.g. 127.0.0.1, 0.0.0.0 or 192.168.1.10)") from None
 
 
 @dataclass(frozen=True)
@@ -162,14 +150,134 @@ class ProfileSpec:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "ProfileSpec":
-        data = {k: v for k, v in record.items() if k in cls.__dataclass_fields__ and k != "extra"}
-        data["hosts"] = tuple(HostSpec.from_dict(h) for h in record.get("hosts", []))
-        if record.get("ports"):
-            data["ports"] = tuple(record["ports"])
-        return cls(**data)
+        """The spec a record describes, checked like ``build_spec`` checks options.
+
+        ValueError naming the field when the record is not one the kit wrote (a wrong type, a
+        value ``init`` would refuse): a hand-edited or corrupt record never reaches a config file.
+        """
+        if not isinstance(record, dict):
+            raise ValueError("not a table")
+        data = {k: v for k, v in record.items() if k in cls.__dataclass_fields__ and k not in ("extra", "description")}
+        for key, kinds in _RECORD_TYPES.items():
+            if key in data and not (isinstance(data[key], kinds) and not (isinstance(data[key], bool) and bool not in kinds)):
+                raise ValueError(f"field {key!r} has the wrong type ({type(data[key]).__name__})")
+        missing = [k for k in ("name", "launcher", "engines") if k not in data]
+        if missing:
+            raise ValueError(f"missing field {missing[0]!r}")
+        hosts = record.get("hosts", [])
+        if not isinstance(hosts, list) or not all(isinstance(h, dict) for h in hosts):
+            raise ValueError("field 'hosts' must be a list of tables")
+        try:
+            data["hosts"] = tuple(HostSpec.from_dict(h) for h in hosts)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"bad entry in 'hosts' ({exc})") from None
+        if "ports" in data:
+            ports = data["ports"]
+            if not (isinstance(ports, list) and len(ports) == 2 and all(type(p) is int for p in ports)):
+                raise ValueError("field 'ports' must be a list of two port numbers")
+            data["ports"] = tuple(ports)
+        try:
+            return check_spec(cls(**data))
+        except BadInput as exc:
+            raise ValueError(exc.message) from None
 
     def with_changes(self, **changes: Any) -> "ProfileSpec":
-        return replace(self, **changes)
+        """A copy with some settings changed, checked as a whole again."""
+        return check_spec(replace(self, **changes))
+
+
+# The types of a record's fields, as TOML gives them back.
+_RECORD_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,), "preset": (str,), "ip": (str,), "location": (str,), "scheme": (str,), "hwm": (int,),
+    "heartbeat_ms": (int,), "encrypt": (bool,), "launcher": (str,), "engines": (int,), "remote_python": (str,),
+    "remote_profile_dir": (str,), "ssh_config": (str,), "queue": (str,), "walltime": (str,), "account": (str,),
+}  # fmt: skip
+
+
+def record_text(spec: ProfileSpec) -> str:
+    """The text of the profile's record file (``ipcluster_kit.toml``)."""
+    header = (
+        f"# ipcluster-kit's record of profile {spec.name!r}: the settings its config files were made from.\n"
+        "# Later kit commands read it back; edit the profile with `ipcluster-kit init --force`.\n"
+    )
+    return header + tomli_w.dumps(spec.to_record())
+
+
+def _check_host(host: HostSpec) -> None:
+    # A host read back from a record must be one that HostSpec.parse itself would produce.
+    if not isinstance(host.host, str) or HostSpec.parse(str(host)) != replace(host, remote_python=None):
+        raise BadInput(f"invalid host {host.host!r} (expected [user@]host[:port][=N])")
+    if host.remote_python is not None:
+        check_text("remote_python", host.remote_python)
+
+
+def _check_batch_word(option: str, value: str) -> None:
+    check_text(option, value)
+    if not _ONE_WORD.match(value):
+        raise BadInput(f"invalid {option} {value!r}: it must be one word (no spaces)")
+
+
+def check_spec(spec: ProfileSpec) -> ProfileSpec:
+    """Check every setting of ``spec`` and how they fit together; BadInput naming the first bad one.
+
+    ``build_spec`` ends here, and so does every spec read back from a record or changed with
+    ``with_changes``: whatever reaches a config file or a job script has passed these checks.
+    """
+    validate_profile_name(spec.name)
+    if spec.ip != validate_bind_ip(spec.ip):
+        raise BadInput(f"invalid --ip {spec.ip!r}: write the address in its usual form")
+    validate_location(spec.location)
+    if netinfo.is_listen_all(spec.ip) and netinfo.is_loopback(spec.location):
+        raise BadInput(
+            f"invalid --location {spec.location!r}: the controller listens beyond localhost, so engines on"
+            " other hosts need a routable address, not a loopback one"
+        )
+    if spec.ports is not None:
+        parse_ports(f"{spec.ports[0]}-{spec.ports[1]}")
+    if spec.scheme not in SCHEMES:
+        raise BadInput(f"unknown scheme {spec.scheme!r} (choose from {', '.join(SCHEMES)})")
+    if spec.hwm is not None:
+        check_count("--hwm", spec.hwm, 0, maximum=MAX_HWM)
+        if spec.scheme in SCHEMES_WITHOUT_HWM:
+            raise BadInput(
+                f"--hwm {spec.hwm} does not apply to the {spec.scheme!r} scheme (ZeroMQ balances its tasks;"
+                " it has no hwm): drop --hwm or choose another scheme"
+            )
+    check_count("heartbeat period (ms)", spec.heartbeat_ms, MIN_HEARTBEAT_MS, maximum=MAX_HEARTBEAT_MS)
+    valid_launchers = engine_launcher_names()
+    if spec.launcher not in valid_launchers:
+        raise BadInput(f"unknown launcher {spec.launcher!r} (choose from {', '.join(valid_launchers)})")
+    check_count("--engines", spec.engines, 1, maximum=MAX_ENGINES)
+    for host in spec.hosts:
+        _check_host(host)
+    is_ssh = spec.launcher in ("ssh", "sshproxy")
+    if is_ssh and not spec.hosts:
+        raise BadInput(f"launcher {spec.launcher!r} needs at least one --host [user@]host[:port][=N]")
+    if spec.hosts and not is_ssh:
+        raise BadInput(f"--host is for the ssh launcher, not {spec.launcher!r} (use --launcher ssh or --preset ssh)")
+    if spec.hosts and sum(h.engines for h in spec.hosts) != spec.engines:
+        raise BadInput(f"--engines {spec.engines} disagrees with the hosts' engine counts")
+    check_text("--remote-python", spec.remote_python)
+    if spec.remote_profile_dir is not None:
+        check_text("--remote-profile-dir", spec.remote_profile_dir)
+        if not spec.remote_profile_dir.startswith("/"):
+            raise BadInput(f"invalid --remote-profile-dir {spec.remote_profile_dir!r}: it must be an absolute path")
+    if spec.ssh_config is not None:
+        check_text("--ssh-config", spec.ssh_config)
+    if not spec.is_batch and (spec.queue or spec.walltime or spec.account):
+        raise BadInput(
+            f"--queue/--walltime/--account are for batch launchers ({', '.join(BATCH_LAUNCHERS)}), not {spec.launcher!r}"
+        )
+    for option, value in (("--queue", spec.queue), ("--account", spec.account)):
+        if value is not None:
+            _check_batch_word(option, value)
+    if spec.walltime is not None:
+        check_text("--walltime", spec.walltime)
+        if not _WALLTIME.match(spec.walltime):
+            raise BadInput(f"invalid --walltime {spec.walltime!r} (expected HH:MM:SS or D-HH:MM:SS)")
+    if not isinstance(spec.encrypt, bool):
+        raise BadInput(f"invalid encrypt setting {spec.encrypt!r}")
+    return spec
 
 
 def build_spec(
@@ -204,33 +312,14 @@ def build_spec(
     def pick(option: Any, key: str, default: Any) -> Any:
         return option if option is not None else base.get(key, default)
 
-    ip_value = _validate_ip(str(pick(ip, "ip", "127.0.0.1")))
-
-    scheme_value = pick(scheme, "scheme", DEFAULT_SCHEME)
-    if scheme_value not in SCHEMES:
-        raise BadInput(f"unknown scheme {scheme_value!r} (choose from {', '.join(SCHEMES)})")
-
+    ip_value = validate_bind_ip(str(pick(ip, "ip", "127.0.0.1")))
     hwm_value = pick(hwm, "hwm", None)
-    if hwm_value is not None and int(hwm_value) < 0:
-        raise BadInput(f"invalid --hwm {hwm_value}: it must be 0 (no limit) or more")
-
-    heartbeat_value = int(pick(heartbeat_ms, "heartbeat_ms", DEFAULT_HEARTBEAT_MS))
-    if heartbeat_value < 50:
-        raise BadInput(f"invalid heartbeat period {heartbeat_value} ms: it must be at least 50")
-
+    if hwm_value is not None:
+        hwm_value = check_count("--hwm", hwm_value, 0, maximum=MAX_HWM)
     launcher_value = pick(launcher, "launcher", "local")
-    valid_launchers = engine_launcher_names()
-    if launcher_value not in valid_launchers:
-        raise BadInput(f"unknown launcher {launcher_value!r} (choose from {', '.join(valid_launchers)})")
-
     port_range = parse_ports(ports) if ports is not None else (tuple(base["ports"]) if base.get("ports") else None)
 
     host_specs = tuple(HostSpec.parse(h) for h in (hosts or []))
-    if launcher_value in ("ssh", "sshproxy") and not host_specs:
-        raise BadInput(f"launcher {launcher_value!r} needs at least one --host [user@]host[:port][=N]")
-    if host_specs and launcher_value not in ("ssh", "sshproxy"):
-        raise BadInput(f"--host is for the ssh launcher, not {launcher_value!r} (use --launcher ssh or --preset ssh)")
-
     if host_specs:
         total = sum(h.engines for h in host_specs)
         if engines is not None and engines != total:
@@ -240,14 +329,12 @@ def build_spec(
             )
         engine_count = total
     else:
-        engine_count = engines if engines is not None else int(base.get("engines", os.cpu_count() or 1))
-    if engine_count <= 0:
-        raise BadInput(f"invalid --engines {engine_count}: at least 1 engine is needed")
+        engine_count = engines if engines is not None else base.get("engines", os.cpu_count() or 1)
+    engine_count = check_count("--engines", engine_count, 1, maximum=MAX_ENGINES)
 
     location_value = location or base.get("location")
     if location_value is not None:
-        if not is_valid_hostname(location_value):
-            raise BadInput(f"invalid --location {location_value!r}: not a host name or IP address")
+        location_value = validate_location(location_value)
     if netinfo.is_listen_all(ip_value):
         if location_value is None:
             location_value = netinfo.routable_address()
@@ -256,57 +343,49 @@ def build_spec(
                     "--ip 0.0.0.0 needs an address engines can reach, and no default-route interface was"
                     " found: pass --location ADDRESS"
                 )
-        elif netinfo.is_loopback(location_value):
-            raise BadInput(
-                f"invalid --location {location_value!r}: the controller listens beyond localhost, so engines on"
-                " other hosts need a routable address, not a loopback one"
-            )
     elif location_value is None:
         location_value = ip_value
 
-    remote_profile = remote_profile_dir or base.get("remote_profile_dir")
-    if remote_profile is not None and not remote_profile.startswith("/"):
-        raise BadInput(f"invalid --remote-profile-dir {remote_profile!r}: it must be an absolute path")
-
     is_batch = launcher_value in BATCH_LAUNCHERS
-    queue_value, walltime_value, account_value = (
-        pick(queue, "queue", None),
-        pick(walltime, "walltime", None),
-        pick(account, "account", None),
-    )
     if not is_batch and (queue or walltime or account):
         raise BadInput(f"--queue/--walltime/--account are for batch launchers ({', '.join(BATCH_LAUNCHERS)}), not {launcher_value!r}")
-    if not is_batch:
-        queue_value = walltime_value = account_value = None
-    if walltime_value is not None and not _WALLTIME.match(walltime_value):
-        raise BadInput(f"invalid --walltime {walltime_value!r} (expected HH:MM:SS or D-HH:MM:SS)")
+    queue_value, walltime_value, account_value = (
+        (pick(queue, "queue", None), pick(walltime, "walltime", None), pick(account, "account", None))
+        if is_batch
+        else (None, None, None)
+    )
 
     if ssh_config is not None:
+        check_text("--ssh-config", ssh_config)
         if not host_specs:
             raise BadInput("--ssh-config is for profiles with --host engine hosts")
         if not os.path.isfile(ssh_config):
             raise BadInput(f"--ssh-config {ssh_config!r} is not a readable file")
         ssh_config = os.path.abspath(ssh_config)
 
-    encrypt_value = bool(pick(encrypt, "encrypt", False))
-    return ProfileSpec(
-        name=name,
-        preset=preset_name,
-        ip=ip_value,
-        location=location_value,
-        ports=port_range,
-        scheme=scheme_value,
-        hwm=None if hwm_value is None else int(hwm_value),
-        heartbeat_ms=heartbeat_value,
-        encrypt=encrypt_value,
-        launcher=launcher_value,
-        engines=engine_count,
-        hosts=host_specs,
-        remote_python=pick(remote_python, "remote_python", "python3"),
-        remote_profile_dir=remote_profile,
-        ssh_config=ssh_config,
-        queue=queue_value,
-        walltime=walltime_value,
-        account=account_value,
-        description=base.get("description", ""),
+    return check_spec(
+        ProfileSpec(
+            name=name,
+            preset=preset_name,
+            ip=ip_value,
+            location=location_value,
+            ports=port_range,
+            scheme=pick(scheme, "scheme", DEFAULT_SCHEME),
+            hwm=hwm_value,
+            heartbeat_ms=check_count(
+                "heartbeat period (ms)", pick(heartbeat_ms, "heartbeat_ms", DEFAULT_HEARTBEAT_MS),
+                MIN_HEARTBEAT_MS, maximum=MAX_HEARTBEAT_MS,
+            ),  # fmt: skip
+            encrypt=bool(pick(encrypt, "encrypt", False)),
+            launcher=launcher_value,
+            engines=engine_count,
+            hosts=host_specs,
+            remote_python=pick(remote_python, "remote_python", "python3"),
+            remote_profile_dir=remote_profile_dir or base.get("remote_profile_dir"),
+            ssh_config=ssh_config,
+            queue=queue_value,
+            walltime=walltime_value,
+            account=account_value,
+            description=base.get("description", ""),
+        )
     )

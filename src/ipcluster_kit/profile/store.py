@@ -10,10 +10,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomli_w
-
 from ipcluster_kit.errors import BadInput, KitError
 from ipcluster_kit.files import PRIVATE_DIR_MODE, atomic_write, ensure_private_dir
+from ipcluster_kit.profile.render import render_profile
 from ipcluster_kit.profile.spec import RECORD_FILE, ProfileSpec, profile_dir_for, resolve_ipython_dir
 
 if sys.version_info >= (3, 11):
@@ -25,14 +24,6 @@ ENGINE_CONNECTION_FILE = "ipcontroller-engine.json"
 CLIENT_CONNECTION_FILE = "ipcontroller-client.json"
 
 
-def record_text(spec: ProfileSpec) -> str:
-    header = (
-        f"# ipcluster-kit's record of profile {spec.name!r}: the settings its config files were made from.\n"
-        "# Later kit commands read it back; edit the profile with `ipcluster-kit init --force`.\n"
-    )
-    return header + tomli_w.dumps(spec.to_record())
-
-
 def read_spec(name: str, ipython_dir: str | os.PathLike | None = None) -> tuple[ProfileSpec, Path]:
     """The spec of an existing kit profile, and its directory."""
     profile_dir = profile_dir_for(name, ipython_dir)
@@ -42,8 +33,13 @@ def read_spec(name: str, ipython_dir: str | os.PathLike | None = None) -> tuple[
         raise BadInput(f"unknown profile {name!r}: {profile_dir} {where} (create it with `ipcluster-kit init {name}`)")
     try:
         return ProfileSpec.from_record(tomllib.loads(record.read_text())), profile_dir
+    except OSError as exc:
+        raise KitError(f"profile {name!r}: cannot read {record} ({exc.strerror or exc})") from None
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise KitError(f"profile {name!r}: {record} is unreadable ({exc})") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise KitError(
+            f"profile {name!r}: {record} is unreadable ({reason}); re-create it with `ipcluster-kit init {name} --force`"
+        ) from None
 
 
 def connection_files(profile_dir: Path) -> dict[str, Path]:
@@ -78,15 +74,16 @@ class WritePlan:
 
 
 def plan_write(spec: ProfileSpec, ipython_dir: str | os.PathLike | None = None) -> WritePlan:
-    from ipcluster_kit.profile.render import render_profile
-
     profile_dir = profile_dir_for(spec.name, ipython_dir)
     files = render_profile(spec, profile_dir)
     existing = {}
     for name in files:
         path = profile_dir / name
         if path.is_file():
-            existing[name] = path.read_text()
+            try:
+                existing[name] = path.read_text(errors="replace")
+            except OSError as exc:
+                raise KitError(f"cannot read {path}: {exc.strerror or exc}") from None
     return WritePlan(profile_dir=profile_dir, files=files, existing=existing)
 
 
