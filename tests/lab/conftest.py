@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from .netlab import Lab, unavailable_reason
+from .slurmlab import slurm_lab  # noqa: F401 - the session's Slurm lab (tests/lab/slurmlab.py)
 
 LAB_HOSTS = 3  # h1, h2 for bring-up; h3 also for faults that disturb a host (sshd stopped, link down)
 

@@ -152,6 +152,40 @@ def _python_binds(python: str) -> list[str]:
     return result
 
 
+def reserve_subnet() -> tuple[str, int]:
+    """A free private /24 prefix (``10.213.X``) and the fd of the lock that holds it for this lab.
+
+    Shared by every lab of this machine (sshd and Slurm labs), so concurrent labs never pick the same one.
+    """
+    LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
+    in_use = _run("ip", "-4", "-o", "addr", "show").stdout + _run("ip", "-4", "route", "show", "table", "all").stdout
+    choices = list(range(200, 250))
+    random.shuffle(choices)
+    for x in choices:
+        prefix = f"{BASE}.{x}"
+        if f"{prefix}." in in_use:
+            continue
+        fd = os.open(LOCK_DIR / f"{prefix}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            same = os.fstat(fd).st_ino == os.stat(LOCK_DIR / f"{prefix}.lock").st_ino
+        except OSError:
+            same = False
+        if not same:  # held by another lab, or unlinked by one finishing: try another subnet
+            os.close(fd)
+            continue
+        return prefix, fd
+    raise RuntimeError(f"no free /24 under {BASE}.200-249 for the lab")
+
+
+def release_subnet(prefix: str, fd: int) -> None:
+    try:
+        (LOCK_DIR / f"{prefix}.lock").unlink()  # while still holding the lock
+    except OSError:
+        pass
+    os.close(fd)
+
+
 @dataclass
 class LabHost:
     index: int
@@ -278,26 +312,7 @@ class Lab:
         return self
 
     def _pick_subnet(self) -> None:
-        LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
-        in_use = _run("ip", "-4", "-o", "addr", "show").stdout + _run("ip", "-4", "route", "show", "table", "all").stdout
-        choices = list(range(200, 250))
-        random.shuffle(choices)
-        for x in choices:
-            prefix = f"{BASE}.{x}"
-            if f"{prefix}." in in_use:
-                continue
-            fd = os.open(LOCK_DIR / f"{prefix}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                same = os.fstat(fd).st_ino == os.stat(LOCK_DIR / f"{prefix}.lock").st_ino
-            except OSError:
-                same = False
-            if not same:  # held by another lab, or unlinked by one finishing: try another subnet
-                os.close(fd)
-                continue
-            self._lock_fd, self.subnet = fd, prefix
-            return
-        raise RuntimeError(f"no free /24 under {BASE}.200-249 for the lab")
+        self.subnet, self._lock_fd = reserve_subnet()
 
     def _build(self) -> None:
         pid = os.getpid()
@@ -574,11 +589,7 @@ class Lab:
         if self.root and self.root.exists():
             shutil.rmtree(self.root, ignore_errors=True)
         if self._lock_fd is not None:
-            try:
-                (LOCK_DIR / f"{self.subnet}.lock").unlink()  # while still holding the lock
-            except OSError:
-                pass
-            os.close(self._lock_fd)
+            release_subnet(self.subnet, self._lock_fd)
             self._lock_fd = None
 
     def __enter__(self) -> "Lab":
