@@ -62,6 +62,19 @@ def test_workers_wait_on_an_empty_open_queue_and_stop_only_when_done():
     assert b.ordered_results() == [(True, 3), (True, 5)]
 
 
+class FakeClock:
+    """The broker's lease clock, advanced by hand: lease expiry without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def test_a_waiting_worker_is_woken_by_the_last_result():
     b = Broker(lease_timeout=5)
     b.submit([1])
@@ -70,18 +83,21 @@ def test_a_waiting_worker_is_woken_by_the_last_result():
     replies = []
     t = threading.Thread(target=lambda: replies.append(b.get_job("b", 1, 10)))
     t.start()
-    time.sleep(0.1)
+    wait_until(lambda: b.waiting_workers() == 1)  # "b" is blocked in the server
     b.put_results("a", [(job, True, 1)])
     t.join(5)
     assert replies == [(DONE,)]
 
 
 def test_silent_worker_loses_its_lease_and_late_result_is_a_duplicate():
-    b = Broker(lease_timeout=0.2)
+    clock = FakeClock()
+    b = Broker(lease_timeout=0.2, clock=clock)
     b.submit(list(range(3)))
     b.close()
     (j0,) = _take(b, "slow")
-    time.sleep(0.3)
+    clock.advance(0.19)
+    assert b.reap() == 0  # not yet
+    clock.advance(0.02)
     assert b.reap() == 1
     assert b.stats()["workers"]["lost"] == 1
     assert _take(b, "fast", 3) == [0, 1, 2]  # the requeued job comes first
@@ -93,26 +109,30 @@ def test_silent_worker_loses_its_lease_and_late_result_is_a_duplicate():
 
 
 def test_late_result_wins_when_the_requeued_copy_is_still_pending():
-    b = Broker(lease_timeout=0.1)
+    clock = FakeClock()
+    b = Broker(lease_timeout=0.1, clock=clock)
     b.submit([7])
     b.close()
     _take(b, "slow")
-    time.sleep(0.15)
-    b.reap()
+    clock.advance(0.15)
+    assert b.reap() == 1
     assert b.put_results("slow", [(0, True, "late")]) == 1
     assert b.get_job("other", 1, 0) == (DONE,)  # the stale queue entry is skipped
     assert b.stats()["duplicates"] == 0
 
 
 def test_heartbeats_keep_a_long_job_leased():
-    b = Broker(lease_timeout=0.2)
+    clock = FakeClock()
+    b = Broker(lease_timeout=0.2, clock=clock)
     b.submit([1])
     _take(b, "w")
-    for _ in range(5):
-        time.sleep(0.08)
+    for _ in range(5):  # 0.4 s in all, twice the lease, but never 0.2 s without a heartbeat
+        clock.advance(0.15)
         b.heartbeat("w")
         assert b.reap() == 0
     assert b.stats()["leased"] == 1
+    clock.advance(0.21)  # and once they stop, the lease expires
+    assert b.reap() == 1
 
 
 def test_closed_connection_requeues_at_once():
@@ -193,13 +213,35 @@ def test_key_precedence_and_checks(clean_env, tmp_path):
         authkey.load_authkey()
 
 
-def test_key_file_in_an_existing_directory_leaves_the_directory_alone(clean_env, tmp_path):
+def test_create_key_file_writes_where_asked_and_nothing_else(clean_env, tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o755)
     shared.chmod(0o755)
-    authkey.save_new_key(authkey.load_authkey(shared / "q.key", create=True))
-    assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+    made = authkey.create_key_file(shared / "q.key")
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755  # the chosen directory is left alone
     assert stat.S_IMODE((shared / "q.key").stat().st_mode) == 0o600
+    assert authkey.load_authkey(shared / "q.key").key == made.key
+    with pytest.raises(BadInput, match="already exists"):
+        authkey.create_key_file(shared / "q.key")
+    with pytest.raises(BadInput, match=f"directory {tmp_path / 'nope'} does not exist"):
+        authkey.create_key_file(tmp_path / "nope" / "q.key")
+    assert not (tmp_path / "nope").exists()
+
+
+@pytest.mark.parametrize("named_by", ["--key-file", "$IPCK_QUEUE_KEY_FILE"])
+@pytest.mark.parametrize("create", [False, True])
+def test_an_explicit_key_file_that_does_not_exist_is_an_error_never_created(clean_env, tmp_path, named_by, create):
+    missing = tmp_path / "nonexistent" / "k"
+    if named_by == "--key-file":
+        call = lambda: authkey.load_authkey(missing, create=create)  # noqa: E731
+    else:
+        clean_env.setenv(authkey.ENV_KEY_FILE, str(missing))
+        call = lambda: authkey.load_authkey(create=create)  # noqa: E731
+    with pytest.raises(BadInput) as info:
+        call()
+    assert info.value.message.startswith(f"key file {missing} (from {named_by}) does not exist")
+    assert not missing.parent.exists()
+    assert not (tmp_path / "home").exists()  # and no default key made instead
 
 
 @pytest.mark.parametrize("text", ["nohost", "h:", ":80", "h:99999", "h:port", "[::1]", "[::1]:80"])
@@ -210,7 +252,9 @@ def test_bad_addresses(text):
 
 def test_good_addresses():
     assert net.parse_address("127.0.0.1:50000") == ("127.0.0.1", 50000)
-    assert net.parse_address(" example.org:0 ") == ("example.org", 0)
+    assert net.parse_address(" example.org:0 ", listen=True) == ("example.org", 0)
+    with pytest.raises(BadInput, match="only a server"):
+        net.parse_address("example.org:0")
     assert net.format_address(("::1", 5)) == "[::1]:5"
 
 
@@ -225,6 +269,79 @@ def test_wrong_key_fails_clearly_and_the_server_keeps_serving():
         proxy = connect(server.address, key)
         assert proxy.submit([3]) == (0, 1)
         assert proxy.stats()["submitted"] == 1
+
+
+def _read_until_closed(sock: socket.socket, timeout: float = 10) -> bytes:
+    """Everything the server sends until it closes the connection (a timeout fails the test)."""
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:  # closed with our garbage unread: a reset, not a FIN
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+def _assert_no_detail(data: bytes) -> None:
+    for leak in (b"#TRACEBACK", b"Traceback", b".py", b"multiprocessing", b"AuthenticationError"):
+        assert leak not in data, data
+
+
+@pytest.mark.parametrize("garbage", [b"GET / HTTP/1.0\r\n\r\n", b"\x00\x00\x00\x05hello", b"\xff" * 300])
+def test_a_garbage_peer_gets_no_detail_and_is_logged(caplog, garbage):
+    key = os.urandom(16).hex().encode()
+    caplog.set_level("WARNING", logger="ipcluster_kit.mqueue.server")
+    with QueueServer(("127.0.0.1", 0), key) as server:
+        with socket.create_connection(server.address, timeout=10) as peer:
+            peer.sendall(garbage)
+            data = _read_until_closed(peer)
+            me = net.format_address(peer.getsockname())
+        _assert_no_detail(data)
+        assert data == b"" or b"#CHALLENGE#" in data  # at most the challenge (a reset may drop it)
+        wait_until(lambda: any(me in r.getMessage() for r in caplog.records))
+        assert connect(server.address, key).stats()["submitted"] == 0  # still serving
+    (record,) = [r for r in caplog.records if me in r.getMessage()]
+    assert record.getMessage().startswith(f"refused a connection from {me}: ")
+
+
+def test_a_wrong_key_peer_gets_only_the_protocol_failure_and_is_logged(caplog):
+    from multiprocessing import AuthenticationError, connection
+
+    key = os.urandom(16).hex().encode()
+    caplog.set_level("WARNING", logger="ipcluster_kit.mqueue.server")
+    with QueueServer(("127.0.0.1", 0), key) as server:
+        peer = socket.create_connection(server.address, timeout=10)
+        peer.settimeout(None)  # multiprocessing's Connection reads a blocking descriptor
+        conn = connection.Connection(peer.detach())
+        with pytest.raises(AuthenticationError):
+            connection.answer_challenge(conn, b"w" * 32)
+        with socket.socket(fileno=os.dup(conn.fileno())) as raw:
+            rest = _read_until_closed(raw)
+        conn.close()
+        assert rest == b""  # after the failure message: closed, nothing pickled
+        wait_until(lambda: any("wrong key" in r.getMessage() for r in caplog.records))
+
+
+def test_a_silent_peer_is_dropped_after_the_handshake_timeout(caplog, monkeypatch):
+    from ipcluster_kit.mqueue import server as server_module
+
+    monkeypatch.setattr(server_module, "HANDSHAKE_TIMEOUT", 0.3)
+    caplog.set_level("WARNING", logger="ipcluster_kit.mqueue.server")
+    with QueueServer(("127.0.0.1", 0), b"k" * 32) as server:
+        with socket.create_connection(server.address, timeout=10) as peer:
+            data = _read_until_closed(peer)  # says nothing; the server hangs up
+        _assert_no_detail(data)
+        wait_until(lambda: any("no answer to the key challenge" in r.getMessage() for r in caplog.records))
+
+
+def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting for the condition"
+        time.sleep(0.01)
 
 
 def test_port_in_use_is_a_clear_error():

@@ -45,9 +45,11 @@ class Lab:
 
     def __init__(self, tmp_path: Path):
         self.dir = tmp_path
-        self.key_file = tmp_path / "keys" / "queue.key"
+        # The default key file, in a HOME of the test's own: the one place `serve` creates a key.
+        self.home = tmp_path / "home"
+        self.key_file = self.home / ".ipcluster-kit" / "queue.key"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("IPCK_QUEUE_")}
-        self.env.update({"IPCK_QUEUE_KEY_FILE": str(self.key_file), "COLUMNS": "200"})
+        self.env.update({"HOME": str(self.home), "COLUMNS": "200"})
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, *args: str, env: dict | None = None, stdout=None, prefix: tuple = ()) -> subprocess.Popen:
@@ -317,8 +319,30 @@ def test_bad_inputs_exit_2_before_touching_anything(lab):
         (["produce", "-a", "127.0.0.1:1", "--count", "1", "--task", "bad task"], "bad task"),
         (["serve", "--address", "127.0.0.1:0", "--lease-timeout", "0"], "--lease-timeout"),
         (["collect", "-a", "127.0.0.1:1"], "no queue key"),  # the key file does not exist yet
+        (["collect", "-a", "127.0.0.1:1", "--timeout", "nan"], "invalid --timeout nan: expected a finite"),
+        (["work", "-a", "127.0.0.1:1", "--poll", "inf"], "invalid --poll inf: expected a finite"),
+        (["serve", "--address", "127.0.0.1:0", "--grace", "nan"], "invalid --grace nan: expected a finite"),
+        (["produce", "-a", "127.0.0.1:1", "--count", str(10**12)], "invalid --count 1000000000000"),
+        (["status", "-a", "127.0.0.1:0"], "port 0"),
     ):
         result = lab.run(*args)
         assert result.returncode == 2, (args, result.stderr)
         one_error_line(result.stderr, needle)
-    assert not lab.key_file.exists()
+    assert not lab.key_file.exists() and not lab.home.exists()
+
+
+@pytest.mark.parametrize("how", ["--key-file", "IPCK_QUEUE_KEY_FILE"])
+@pytest.mark.parametrize("command", ["serve", "work", "status"])
+def test_an_explicit_missing_key_file_is_an_error_and_nothing_is_created(lab, how, command):
+    missing = lab.dir / "nonexistent" / "k"
+    address = "127.0.0.1:0" if command == "serve" else "127.0.0.1:1"
+    args = [command, "--address", address]
+    env = {}
+    if how == "--key-file":
+        args += ["--key-file", str(missing)]
+    else:
+        env["IPCK_QUEUE_KEY_FILE"] = str(missing)
+    result = lab.run(*args, env=env, timeout=30)
+    assert result.returncode == 2, result.stderr
+    one_error_line(result.stderr, f"key file {missing} (from {'$' if how != '--key-file' else ''}{how}) does not exist")
+    assert not missing.parent.exists() and not lab.home.exists()

@@ -29,16 +29,28 @@ KEY_FILE = typer.Option(
 )  # fmt: skip
 
 
-def _address(text: str) -> tuple[str, int]:
+def _address(text: str, *, listen: bool = False) -> tuple[str, int]:
     from ipcluster_kit.mqueue.net import parse_address
 
-    return parse_address(text)
+    return parse_address(text, listen=listen)
 
 
 def _key(key_file: Optional[Path], create: bool = False) -> Any:
     from ipcluster_kit.mqueue.authkey import load_authkey
 
     return load_authkey(key_file, create=create)
+
+
+def _log_refusals_on_stderr() -> None:
+    """The server logs refused connections (wrong key, garbage); a server's log is its stderr."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s queue server: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logger = logging.getLogger("ipcluster_kit.mqueue.server")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 @queue_app.command("serve")
@@ -57,17 +69,13 @@ def serve(
     grace: float = typer.Option(2.0, help="Seconds to let workers leave when stopping."),
 ) -> None:
     """Serve a job queue and a result store until stopped (Ctrl-C, SIGTERM) or drained."""
-    from ipcluster_kit.errors import BadInput
-    from ipcluster_kit.mqueue.server import QueueServer
+    from ipcluster_kit.mqueue.authkey import save_new_key
+    from ipcluster_kit.mqueue.server import QueueServer, check_server_options
     from ipcluster_kit.mqueue.tasks import check_task
 
-    addr = _address(address)
+    addr = _address(address, listen=True)
     check_task(task)
-    if not lease_timeout > 0:
-        raise BadInput(f"--lease-timeout must be > 0 seconds, got {lease_timeout}")
-    if grace < 0:
-        raise BadInput(f"--grace must be >= 0 seconds, got {grace}")
-    from ipcluster_kit.mqueue.authkey import save_new_key
+    lease_timeout, grace = check_server_options(lease_timeout, grace)
 
     key = _key(key_file, create=True)
     server = QueueServer(addr, key.key, lease_timeout=lease_timeout, default_task=task)  # binds the port
@@ -81,6 +89,8 @@ def serve(
             f"listening on {addr[0]}: anyone who can reach this port and holds the key can run code here "
             "(jobs are pickles); traffic is authenticated, not encrypted"
         )
+
+    _log_refusals_on_stderr()
 
     def ready(srv: QueueServer) -> None:
         # The one line scripts wait for: plain print, flushed.
@@ -108,17 +118,15 @@ def produce(
 ) -> None:
     """Put jobs on the queue, then close it (so workers know when the work is done)."""
     from ipcluster_kit.errors import BadInput
-    from ipcluster_kit.mqueue.producer import load_jobs_file, submit
+    from ipcluster_kit.mqueue.producer import job_range, load_jobs_file, submit
     from ipcluster_kit.mqueue.tasks import check_task
 
     addr = _address(address)
     if (count is None) == (from_file is None):
         raise BadInput("give exactly one of --count N or --from-file PATH")
-    if count is not None and count < 0:
-        raise BadInput(f"--count must be >= 0, got {count}")
     if task is not None:
         check_task(task)
-    args = list(range(start, start + count)) if count is not None else load_jobs_file(from_file)
+    args = job_range(start, count) if count is not None else load_jobs_file(from_file)
     key = _key(key_file)
     result = submit(addr, key.key, args, task=task, close=not keep_open)
     if json_output:
@@ -139,16 +147,10 @@ def work(
     poll: float = typer.Option(1.0, help="Seconds each request for work waits in the server.", hidden=True),
 ) -> None:
     """Get a job, compute it, put the result back; exit 0 when the server says the work is done."""
-    from ipcluster_kit.errors import BadInput
-    from ipcluster_kit.mqueue.worker import run_workers
+    from ipcluster_kit.mqueue.worker import check_worker_options, run_workers
 
     addr = _address(address)
-    if processes < 1:
-        raise BadInput(f"--processes must be >= 1, got {processes}")
-    if batch < 1:
-        raise BadInput(f"--batch must be >= 1, got {batch}")
-    if not poll > 0:
-        raise BadInput(f"--poll must be > 0 seconds, got {poll}")
+    processes, batch, poll = check_worker_options(processes, batch, poll)
     key = _key(key_file)
     report = run_workers(addr, key.key, processes=processes, batch=batch, poll=poll)
     failed = f" ({report.failed} failed)" if report.failed else ""
@@ -169,12 +171,12 @@ def collect(
     """Gather every result in job order: one JSON value per line on stdout, or --json at the end."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ipcluster_kit.errors import BadInput, KitError
+    from ipcluster_kit.errors import KitError
+    from ipcluster_kit.mqueue.collect import check_timeout
     from ipcluster_kit.mqueue.collect import collect as gather
 
     addr = _address(address)
-    if timeout is not None and not timeout > 0:
-        raise BadInput(f"--timeout must be > 0 seconds, got {timeout}")
+    timeout = check_timeout(timeout)
     key = _key(key_file)
 
     def emit(job_id: int, ok: bool, value: Any) -> None:

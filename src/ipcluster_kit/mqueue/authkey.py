@@ -10,8 +10,10 @@ Which key is used, first match wins:
 2. the environment variable ``IPCK_QUEUE_AUTHKEY`` (the key itself);
 3. the file named by ``IPCK_QUEUE_KEY_FILE``;
 4. ``~/.ipcluster-kit/queue.key``.
-Only ``queue serve`` creates a missing key file (once it is listening); the other commands need
-it to exist.
+Only ``queue serve`` creates a missing key file, and only at the default location 4 (once it is
+listening). A key file named explicitly (1 or 3) must exist: a typo in a path must be an error
+naming it, not a fresh key (and directories) made where nobody will look. ``create_key_file``
+writes a new key where a program asks, explicitly.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ipcluster_kit.errors import BadInput
+from ipcluster_kit.errors import BadInput, KitError
 from ipcluster_kit.files import ensure_private_dir, write_private
 
 ENV_AUTHKEY = "IPCK_QUEUE_AUTHKEY"
@@ -43,10 +45,8 @@ class Authkey:
 
 
 def default_key_file() -> Path:
-    env = os.environ.get(ENV_KEY_FILE)
-    if env:
-        return Path(env).expanduser()
-    return (DEFAULT_KEY_DIR / DEFAULT_KEY_NAME).expanduser()
+    """The one place a key is created when none exists: ``~/.ipcluster-kit/queue.key``."""
+    return (DEFAULT_KEY_DIR / DEFAULT_KEY_NAME).expanduser().absolute()
 
 
 def new_key() -> bytes:
@@ -79,41 +79,65 @@ def _read_key_file(path: Path) -> bytes:
     return _check_key(key, f"key file {path}")
 
 
-def _create_key_file(path: Path, key: bytes) -> None:
-    if path.parent.exists():
-        # Never chmod a directory the user chose (it could be /tmp); only our own default one.
-        if path.parent == DEFAULT_KEY_DIR.expanduser():
-            ensure_private_dir(path.parent)
-    else:
-        ensure_private_dir(path.parent)
-    write_private(path, key + b"\n")
-
-
 def save_new_key(authkey: Authkey) -> None:
-    """Write the key of ``load_authkey(create=True)`` when it is new (``created``); else nothing."""
+    """Write the key of ``load_authkey(create=True)`` when it is new (``created``); else nothing.
+
+    Only the default key file is ever new: its 0700 directory is made if needed.
+    """
     if not authkey.created or authkey.path is None:
         return
     try:
-        _create_key_file(authkey.path, authkey.key)
+        ensure_private_dir(authkey.path.parent)
+        write_private(authkey.path, authkey.key + b"\n")
     except OSError as exc:
-        raise BadInput(f"cannot create key file {authkey.path}: {exc.strerror}") from None
+        raise KitError(f"cannot create key file {authkey.path}: {exc.strerror}") from None
+
+
+def create_key_file(path: Path | str) -> Authkey:
+    """Write a new random key to ``path`` (0600), which must not exist; its directory must.
+
+    For programs (and notebooks) that want a key of their own in a place they choose; nothing
+    else is created (no directories, no change to the directory's mode).
+    """
+    path = Path(path).expanduser().absolute()
+    if path.exists() or path.is_symlink():
+        raise BadInput(f"key file {path} already exists; use it, or remove it first")
+    if not path.parent.is_dir():
+        raise BadInput(f"cannot create key file {path}: directory {path.parent} does not exist")
+    key = new_key()
+    try:
+        write_private(path, key + b"\n")
+    except OSError as exc:
+        raise KitError(f"cannot create key file {path}: {exc.strerror}") from None
+    return Authkey(key, f"key file {path}", path, created=True)
 
 
 def load_authkey(key_file: Path | str | None = None, *, create: bool = False) -> Authkey:
     """The key to use, by the precedence in the module docstring.
 
-    With ``create``, a missing key file gives a new random key with ``created`` True, which
-    ``save_new_key`` then writes (0600): the caller writes it only once it is sure to use it.
+    With ``create``, a missing *default* key file gives a new random key with ``created`` True,
+    which ``save_new_key`` then writes (0600): the caller writes it only once it is sure to use
+    it. A key file named by ``key_file`` or ``$IPCK_QUEUE_KEY_FILE`` must exist.
     """
-    if key_file is None:
+    named_by = None
+    if key_file is not None:
+        path, named_by = Path(key_file).expanduser(), "--key-file"
+    else:
         env_key = os.environ.get(ENV_AUTHKEY)
         if env_key:
             return Authkey(_check_key(env_key.strip().encode(), f"${ENV_AUTHKEY}"), f"${ENV_AUTHKEY}")
-        path = default_key_file()
-    else:
-        path = Path(key_file).expanduser()
+        env_file = os.environ.get(ENV_KEY_FILE)
+        if env_file:
+            path, named_by = Path(env_file).expanduser(), f"${ENV_KEY_FILE}"
+        else:
+            path = default_key_file()
     path = path.absolute()
     if not path.exists():
+        if named_by is not None:
+            raise BadInput(
+                f"key file {path} (from {named_by}) does not exist: copy the key file of the server there "
+                f"(`queue serve` creates one only at {default_key_file()})"
+            )
         if not create:
             raise BadInput(
                 f"no queue key: {path} does not exist (copy the key file written by `queue serve`, "

@@ -30,7 +30,14 @@ from typing import Any, Callable, Sequence
 
 from ipcluster_kit.errors import BadInput, KitError
 from ipcluster_kit.mqueue.server import QueueServer
-from ipcluster_kit.mqueue.worker import _stop_children, choose_start_method, native_threads, run_worker
+from ipcluster_kit.mqueue.worker import (
+    _stop_children,
+    check_worker_options,
+    choose_start_method,
+    native_threads,
+    run_worker,
+)
+from ipcluster_kit.validate import check_seconds
 
 NAME = "manager-queue"
 HANDOFF_TIMEOUT = 60.0
@@ -74,10 +81,8 @@ class QueuePool:
         lease_timeout: float = 30.0,
         start_method: str | None = None,
     ):
-        if processes < 1:
-            raise BadInput(f"processes must be >= 1, got {processes}")
-        if batch < 1:
-            raise BadInput(f"batch must be >= 1, got {batch}")
+        processes, batch, _ = check_worker_options(processes, batch)
+        check_seconds("--lease-timeout", lease_timeout)
         self.processes, self.batch, self.lease_timeout = processes, batch, lease_timeout
         self.start_method = start_method or choose_start_method()
         self.server: QueueServer | None = None
@@ -116,8 +121,7 @@ class QueuePool:
         """``[func(a) for a in args]`` by the pool's workers; KitError on a failed job or timeout."""
         if self.server is None:
             raise KitError(f"{NAME}: the pool is not started")
-        if not timeout > 0:
-            raise BadInput(f"timeout must be > 0 seconds, got {timeout}")
+        check_seconds("--timeout", timeout)
         _check_picklable(func)
         broker = self.server.broker
         first, count = broker.submit(list(args), func)
@@ -178,8 +182,7 @@ def run_map(
     leased per round trip (1 = one job at a time, the book's pattern). Worker start-up is part of
     the call; use ``QueuePool`` to start once and map many times.
     """
-    if not timeout > 0:
-        raise BadInput(f"timeout must be > 0 seconds, got {timeout}")
+    check_seconds("--timeout", timeout)
     _check_picklable(func)
     with QueuePool(processes, batch=batch, lease_timeout=lease_timeout, start_method=start_method) as pool:
         return pool.map(func, args, timeout=timeout)

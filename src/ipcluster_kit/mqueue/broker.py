@@ -32,9 +32,10 @@ import collections
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ipcluster_kit.errors import BadInput
+from ipcluster_kit.validate import check_seconds
 from ipcluster_kit.mqueue.tasks import DEFAULT_TASK, check_task
 
 # Replies of get_job / exchange.
@@ -79,10 +80,18 @@ class _Worker:
 
 
 class Broker:
-    def __init__(self, *, lease_timeout: float = 30.0, default_task: Any = DEFAULT_TASK):
-        if not lease_timeout > 0:
-            raise BadInput(f"lease timeout must be > 0 seconds, got {lease_timeout}")
-        self.lease_timeout = float(lease_timeout)
+    def __init__(
+        self,
+        *,
+        lease_timeout: float = 30.0,
+        default_task: Any = DEFAULT_TASK,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        # ``clock`` dates what leases depend on (when a worker was last seen); tests pass one
+        # they advance by hand. Waits with a timeout always use the real monotonic clock.
+        self.lease_timeout = check_seconds("--lease-timeout", lease_timeout)
+        self._clock = clock
+        self._waiting = 0  # workers blocked in get_job/exchange right now
         self.default_task = check_task(default_task)
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # workers wait here for jobs
@@ -109,7 +118,7 @@ class Broker:
         return self._closed and len(self._results) == len(self._jobs)
 
     def _touch(self, worker_id: str, *, bind: bool = False) -> _Worker:
-        now = time.monotonic()
+        now = self._clock()
         w = self._workers.get(worker_id)
         if w is None:
             w = self._workers[worker_id] = _Worker(worker_id, {}, now)
@@ -183,8 +192,12 @@ class Broker:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return (WAIT,)
-            self._work.wait(remaining)
-            w.last_seen = time.monotonic()
+            self._waiting += 1
+            try:
+                self._work.wait(remaining)
+            finally:
+                self._waiting -= 1
+            w.last_seen = self._clock()
 
     # -- worker side -----------------------------------------------------------------------
     def hello(self, worker_id: str, info: dict | None = None) -> dict:
@@ -346,7 +359,7 @@ class Broker:
     def reap(self) -> int:
         """Requeue the jobs of workers silent for longer than the lease timeout; returns how many."""
         with self._lock:
-            cutoff = time.monotonic() - self.lease_timeout
+            cutoff = self._clock() - self.lease_timeout
             count = 0
             for w in self._workers.values():
                 if w.state == "active" and w.last_seen < cutoff:
@@ -384,6 +397,11 @@ class Broker:
         """Closed, every result in, and a collector has fetched them all."""
         with self._lock:
             return self._is_done() and self._collected
+
+    def waiting_workers(self) -> int:
+        """Workers blocked in the server waiting for a job (their next result or job wakes them)."""
+        with self._lock:
+            return self._waiting
 
     def connected_workers(self) -> int:
         with self._lock:

@@ -14,6 +14,12 @@ from typing import Any, Callable
 from ipcluster_kit.errors import KitError
 from ipcluster_kit.mqueue import net
 from ipcluster_kit.mqueue.client import ServerGone, connect, server_errors
+from ipcluster_kit.validate import check_seconds
+
+
+def check_timeout(timeout: float | None) -> float | None:
+    """``queue collect --timeout``: None (wait for all) or a finite number of seconds > 0."""
+    return None if timeout is None else check_seconds("--timeout", timeout)
 
 
 @dataclass
@@ -44,6 +50,8 @@ def collect(
     ``timeout`` (seconds, None for no limit) bounds the whole wait; the server going away or
     stopping early is a KitError either way.
     """
+    timeout = check_timeout(timeout)
+    poll = check_seconds("poll", poll)
     where = net.format_address(address)
     proxy = connect(address, authkey)
     deadline = None if timeout is None else time.monotonic() + timeout

@@ -31,8 +31,11 @@ CONNECT_TIMEOUT = 10.0
 _ADDRESS_RE = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]\s]*)):(?P<port>\d{1,5})$")
 
 
-def parse_address(text: str) -> Address:
-    """``HOST:PORT`` -> ``(host, port)``; BadInput naming the value otherwise (IPv4 only)."""
+def parse_address(text: str, *, listen: bool = False) -> Address:
+    """``HOST:PORT`` -> ``(host, port)``; BadInput naming the value otherwise (IPv4 only).
+
+    Port 0 ("any free port") is for a server about to listen (``listen``), never for a client.
+    """
     match = _ADDRESS_RE.match(text.strip()) if isinstance(text, str) else None
     if not match:
         raise BadInput(f"bad address {text!r}: expected HOST:PORT, e.g. 127.0.0.1:50000")
@@ -43,6 +46,8 @@ def parse_address(text: str) -> Address:
     port = int(match.group("port"))
     if not 0 <= port <= 65535:
         raise BadInput(f"bad address {text!r}: port {port} is out of range 0-65535")
+    if port == 0 and not listen:
+        raise BadInput(f"bad address {text!r}: port 0 means any free port, which only a server can use")
     if not host:
         raise BadInput(f"bad address {text!r}: missing host (use 0.0.0.0 to listen on every interface)")
     return host, port
@@ -117,6 +122,27 @@ def _receive_timeout(sock: socket.socket, seconds: float) -> None:
         pass
 
 
+def receive_timeout(conn: Any, seconds: float) -> None:
+    """``_receive_timeout`` on a ``multiprocessing`` connection (0 = reads block for ever again)."""
+    sock = _socket_of(conn)
+    if sock is not None:
+        _receive_timeout(sock, seconds)
+        sock.close()  # the duplicate only; the option is on the shared socket
+
+
+def peer_name(conn: Any) -> str:
+    """``host:port`` of the other end of a connection, for the server's log ("?" when unknown)."""
+    sock = _socket_of(conn)
+    if sock is None:
+        return "?"
+    try:
+        return format_address(sock.getpeername())
+    except OSError:
+        return "?"
+    finally:
+        sock.close()
+
+
 class NotAQueueServer(Exception):
     """The peer answered, but not with the ``multiprocessing`` handshake."""
 
@@ -145,10 +171,7 @@ def client_connection(address: Any, family: Any = None, authkey: bytes | None = 
         if authkey is not None:
             connection.answer_challenge(conn, authkey)
             connection.deliver_challenge(conn, authkey)
-        raw = _socket_of(conn)
-        if raw is not None:
-            _receive_timeout(raw, 0)
-            raw.close()
+        receive_timeout(conn, 0)
     except AssertionError:
         conn.close()
         raise NotAQueueServer("unexpected handshake") from None

@@ -11,8 +11,10 @@ from ipcluster_kit.errors import BadInput
 from ipcluster_kit.mqueue import net
 from ipcluster_kit.mqueue.client import connect, server_errors
 from ipcluster_kit.mqueue.tasks import check_task
+from ipcluster_kit.validate import check_count
 
 CHUNK = 5_000  # jobs per round trip
+MAX_COUNT = 10_000_000  # jobs from one `produce --count`: past this, a typo, and the server's memory
 
 
 @dataclass
@@ -36,6 +38,14 @@ def load_jobs_file(path: Path | str) -> list[Any]:
     return data
 
 
+def job_range(start: int, count: int) -> range:
+    """The arguments of ``produce --start S --count N``: ``S .. S+N-1`` (a range, not a list)."""
+    count = check_count("--count", count, 0, maximum=MAX_COUNT)
+    if isinstance(start, bool) or not isinstance(start, int):
+        raise BadInput(f"invalid --start {start!r}: expected a whole number")
+    return range(start, start + count)
+
+
 def submit(
     address: net.Address,
     authkey: bytes,
@@ -47,12 +57,13 @@ def submit(
     """Submit one job per argument (in chunks) and, unless ``close`` is False, close the queue."""
     if task is not None:
         check_task(task)
-    args = list(args)
+    if not isinstance(args, (list, range)):
+        args = list(args)
     proxy = connect(address, authkey)
     first = None
     with server_errors(net.format_address(address)):
         for start in range(0, len(args), CHUNK):
-            chunk_first, _ = proxy.submit(args[start : start + CHUNK], task)
+            chunk_first, _ = proxy.submit(list(args[start : start + CHUNK]), task)
             first = chunk_first if first is None else first
         if first is None:
             first = proxy.stats()["submitted"]

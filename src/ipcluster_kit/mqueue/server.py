@@ -7,22 +7,56 @@ and tells its workers so; a port in use is one clear error.
 
 The standard ``Server.serve_forever`` is meant to own a whole process (it ends in ``sys.exit``)
 and its accept loop cannot be stopped, so ``QueueServer`` runs the same ``Server`` object with its
-own small loop: it overrides ``accepter`` (to stop), ``handle_request`` (to tune sockets and track
-connections) and ``serve_client`` (to tell the broker when a worker's connection closes).
+own small loop: it overrides ``accepter`` (to stop), ``handle_request`` (to tune sockets, track
+connections, and refuse unauthenticated peers quietly) and ``serve_client`` (to tell the broker
+when a worker's connection closes).
+
+The standard ``handle_request`` answers a peer that fails the key challenge with a pickled
+traceback, which shows the server's file paths to anyone who can connect. Here such a peer gets
+the challenge protocol's own failure message and a closed connection, and the server logs the
+attempt (logger ``ipcluster_kit.mqueue.server``; ``queue serve`` prints it on stderr).
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
-from multiprocessing import managers
+from multiprocessing import AuthenticationError, connection, managers
 from typing import Any, Callable
 
 from ipcluster_kit.mqueue import net
 from ipcluster_kit.mqueue.broker import BROKER_TYPEID, EXPOSED, Broker
 from ipcluster_kit.mqueue.client import SERIALIZER
 from ipcluster_kit.mqueue.tasks import DEFAULT_TASK
+from ipcluster_kit.validate import check_seconds
+
+log = logging.getLogger(__name__)
+
+MAX_GRACE = 3600.0
+
+
+def check_server_options(lease_timeout: float = 30.0, grace: float = 1.0) -> tuple[float, float]:
+    """The checks of ``queue serve``'s durations, shared by the CLI (before it reads the key) and the API."""
+    return (
+        check_seconds("--lease-timeout", lease_timeout),
+        check_seconds("--grace", grace, allow_zero=True, maximum=MAX_GRACE),
+    )
+
+
+# A peer must finish the key challenge within this many seconds (an idle connection costs a thread).
+HANDSHAKE_TIMEOUT = 10.0
+
+
+def _refusal_reason(exc: BaseException) -> str:
+    if isinstance(exc, AuthenticationError):
+        return "wrong key (authentication failed)"
+    if isinstance(exc, EOFError):
+        return "it hung up during the key challenge"
+    if isinstance(exc, (BlockingIOError, TimeoutError)):
+        return f"no answer to the key challenge within {HANDSHAKE_TIMEOUT:g} s"
+    return f"not the queue protocol ({type(exc).__name__})"
 
 
 class _KitServer(managers.Server):
@@ -60,10 +94,41 @@ class _KitServer(managers.Server):
         with self._conns_lock:
             self._conns.add(conn)
         try:
-            super().handle_request(conn)  # authenticates, then serve_client() for proxies
+            if self._authenticate(conn):
+                self._serve_request(conn)
+        except SystemExit:  # serve_client() ends with sys.exit(0) when its client hangs up
+            pass
         finally:
             with self._conns_lock:
                 self._conns.discard(conn)
+            conn.close()
+
+    def _authenticate(self, conn: Any) -> bool:
+        """The manager's key challenge, both ways; a peer that fails it is logged and dropped."""
+        net.receive_timeout(conn, HANDSHAKE_TIMEOUT)
+        try:
+            connection.deliver_challenge(conn, self.authkey)
+            connection.answer_challenge(conn, self.authkey)
+        except Exception as exc:  # a wrong key, garbage, a peer that hangs up or never answers
+            log.warning("refused a connection from %s: %s", net.peer_name(conn), _refusal_reason(exc))
+            return False
+        net.receive_timeout(conn, 0)
+        return True
+
+    def _serve_request(self, conn: Any) -> None:
+        """One request of an authenticated client, as ``managers.Server`` serves it, minus tracebacks."""
+        try:
+            _, funcname, args, kwds = conn.recv()
+            if funcname not in self.public:
+                raise ValueError(f"{funcname!r} unrecognized")
+            message = ("#RETURN", getattr(self, funcname)(conn, *args, **kwds))
+        except Exception as exc:
+            # The client shows this text; a formatted traceback would add the server's paths.
+            message = ("#TRACEBACK", f"{type(exc).__name__}: {exc}")
+        try:
+            conn.send(message)
+        except Exception:  # the client is gone: nothing to tell it
+            pass
 
     def serve_client(self, conn: Any) -> None:
         try:
@@ -134,6 +199,7 @@ class QueueServer:
 
     def stop(self, reason: str = "the server was stopped", grace: float = 1.0) -> None:
         """Tell workers (STOP, or DONE if the work is complete), wait up to ``grace`` s, close all."""
+        _, grace = check_server_options(grace=grace)
         if self._stopped.is_set():
             return
         self._stopped.set()
@@ -168,6 +234,7 @@ class QueueServer:
         handle_signals: bool = True,
     ) -> str:
         """Serve in the foreground until SIGINT/SIGTERM, or until drained. Returns why it stopped."""
+        _, grace = check_server_options(grace=grace)
         stop = threading.Event()
         why: list[str] = []
         previous: dict[int, Any] = {}

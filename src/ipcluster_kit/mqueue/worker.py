@@ -25,11 +25,23 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ipcluster_kit.errors import BadInput, KitError
+from ipcluster_kit.errors import KitError
 from ipcluster_kit.mqueue import net
-from ipcluster_kit.mqueue.broker import DONE, JOBS, STOP, WAIT
+from ipcluster_kit.mqueue.broker import DONE, JOBS, MAX_BATCH, MAX_WAIT, STOP, WAIT
 from ipcluster_kit.mqueue.client import BrokerProxy, ServerGone, connect, server_errors
 from ipcluster_kit.mqueue.tasks import TaskImportError, resolve
+from ipcluster_kit.validate import check_count, check_seconds
+
+MAX_PROCESSES = 1024
+
+
+def check_worker_options(processes: int = 1, batch: int = 1, poll: float = 1.0) -> tuple[int, int, float]:
+    """The checks of ``queue work``'s numbers, shared by the CLI (before it reads the key) and the API."""
+    return (
+        check_count("--processes", processes, 1, maximum=MAX_PROCESSES),
+        check_count("--batch", batch, 1, maximum=MAX_BATCH),
+        check_seconds("--poll", poll, maximum=MAX_WAIT),
+    )
 
 
 @dataclass
@@ -178,8 +190,7 @@ def run_worker(
 
     ``on_fatal`` reports an error found by the heartbeat thread just before it ends the process.
     """
-    if batch < 1:
-        raise BadInput(f"batch must be >= 1, got {batch}")
+    _, batch, poll = check_worker_options(1, batch, poll)
     where = net.format_address(address)
     wid = worker_id or make_worker_id()
     started = time.monotonic()
@@ -285,8 +296,7 @@ def run_workers(
     Children are started by PID and stopped by PID: on SIGINT/SIGTERM the parent terminates them
     (their jobs go back to the queue) and a child whose parent disappears exits by itself.
     """
-    if processes < 1:
-        raise BadInput(f"processes must be >= 1, got {processes}")
+    processes, batch, poll = check_worker_options(processes, batch, poll)
     if processes == 1:
         return run_worker(address, authkey, batch=batch, poll=poll)
     # Fail early, once, for a wrong key or a dead server (not once per child).
