@@ -27,9 +27,13 @@ def init(
     remote_python: Optional[str] = typer.Option(None, help="Python on the engine hosts (ssh)."),
     remote_profile_dir: Optional[str] = typer.Option(None, help="Absolute profile directory on the engine hosts (ssh)."),
     ssh_config: Optional[str] = typer.Option(None, help="OpenSSH client config for the hosts (instead of ~/.ssh/config)."),
-    queue: Optional[str] = typer.Option(None, help="Batch queue / partition (slurm, pbs)."),
+    queue: Optional[str] = typer.Option(None, "--queue", "--partition", help="Batch queue / Slurm partition (slurm, pbs)."),
     walltime: Optional[str] = typer.Option(None, help="Batch walltime HH:MM:SS (slurm, pbs)."),
     account: Optional[str] = typer.Option(None, help="Batch account (slurm, pbs)."),
+    nodes: Optional[int] = typer.Option(None, min=1, help="Slurm: nodes the engine job spans."),
+    tasks_per_node: Optional[int] = typer.Option(None, min=1, help="Slurm: engines per node (with --nodes, --engines is their product)."),
+    batch_option: Optional[List[str]] = typer.Option(None, "--batch-option", help="Slurm: an extra sbatch option, written as `#SBATCH TEXT`; repeatable."),
+    mpi: Optional[bool] = typer.Option(None, "--mpi/--no-mpi", help="Slurm: engines as one MPI world (srun --mpi=pmi2; needs mpi4py)."),
     ipython_dir: Optional[Path] = typer.Option(None, help="IPython directory (default: $IPYTHONDIR, then ~/.ipython)."),
     force: bool = typer.Option(False, help="Replace an existing profile (its files are backed up first)."),
     dry_run: bool = typer.Option(False, help="Print every file that would be written (and a diff), write nothing."),
@@ -49,6 +53,7 @@ def init(
         name, preset=preset, ip=ip, location=location, ports=ports, scheme=scheduler, hwm=hwm,
         launcher=launcher, engines=engines, hosts=host, encrypt=encrypt, remote_python=remote_python,
         remote_profile_dir=remote_profile_dir, ssh_config=ssh_config, queue=queue, walltime=walltime, account=account,
+        nodes=nodes, tasks_per_node=tasks_per_node, batch_options=batch_option, mpi=mpi,
     )  # fmt: skip
     plan = plan_write(spec, ipython_dir)
     batch_script = batch_script_preview(spec, plan.profile_dir)

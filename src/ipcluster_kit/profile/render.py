@@ -114,15 +114,29 @@ def batch_template(spec: ProfileSpec) -> str | None:
     return _environment(_batch_value).get_template(name).render(spec=spec)
 
 
-def batch_script_preview(spec: ProfileSpec, profile_dir: Path) -> str | None:
-    """The engine job script as ipyparallel will submit it, with the engine command filled in."""
+def fill_batch_template(spec: ProfileSpec, profile_dir: Path, command: list[str], cluster_id: str) -> str | None:
+    """The engine job script with ``{n}``, ``{program_and_args}``, ``{profile_dir}`` and ``{cluster_id}`` filled in."""
     template = batch_template(spec)
     if template is None:
         return None
+    return template.format(n=spec.engines, program_and_args=shlex.join(command), cluster_id=cluster_id,
+                           profile_dir=_batch_profile_dir(profile_dir))  # fmt: skip
+
+
+def _batch_profile_dir(profile_dir: Path) -> str:
+    # The job script names log files under the profile directory, as a shell word and an #SBATCH value.
+    text = str(Path(profile_dir).absolute())
+    if shlex.quote(text) != text or "{" in text or "}" in text:
+        raise BadInput(f"profile directory {text!r} cannot be named in a job script (spaces or shell characters):"
+                       " choose another --ipython-dir")  # fmt: skip
+    return text
+
+
+def batch_script_preview(spec: ProfileSpec, profile_dir: Path) -> str | None:
+    """The engine job script as ipyparallel will submit it, with the engine command filled in."""
     # ipyparallel passes the connection info to batch engines in the environment (--export=ALL / -V),
     # so the engine command carries no arguments.
-    command = [sys.executable, "-m", "ipyparallel.engine"]
-    return template.format(n=spec.engines, program_and_args=shlex.join(command), cluster_id="<cluster-id>")
+    return fill_batch_template(spec, profile_dir, [sys.executable, "-m", "ipyparallel.engine"], "<cluster-id>")
 
 
 def render_profile(spec: ProfileSpec, profile_dir: Path) -> dict[str, str]:
@@ -139,6 +153,8 @@ def render_profile(spec: ProfileSpec, profile_dir: Path) -> dict[str, str]:
         "remote_profile_dir": remote_profile_dir(spec, profile_dir),
         "batch_template": batch_template(spec),
     }
+    if spec.launcher in BATCH_TEMPLATES:
+        _batch_profile_dir(profile_dir)
     files = {name: env.get_template(f"{name}.j2").render(**context) for name in CONFIG_FILES}
     files[RECORD_FILE] = record_text(spec)
     return files

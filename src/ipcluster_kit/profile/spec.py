@@ -56,7 +56,7 @@ RECORD_FILE = "ipcluster_kit.toml"
 RECORD_VERSION = 1
 
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_WALLTIME = re.compile(r"^(\d+-)?\d{1,3}:\d{2}(:\d{2})?$")
+_WALLTIME = re.compile(r"^(\d+-)?(\d{1,3}):(\d{2})(?::(\d{2}))?$")
 _ONE_WORD = re.compile(r"^\S+$")
 
 
@@ -115,6 +115,11 @@ class ProfileSpec:
     queue: str | None = None
     walltime: str | None = None
     account: str | None = None
+    # Slurm: the job's shape and extra #SBATCH lines; mpi runs the engines as one MPI world (srun --mpi=pmi2).
+    nodes: int | None = None
+    tasks_per_node: int | None = None
+    batch_options: tuple[str, ...] = ()
+    mpi: bool = False
     description: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -143,6 +148,7 @@ class ProfileSpec:
         data = asdict(self)
         data["hosts"] = [h.to_dict() for h in self.hosts]
         data["ports"] = list(self.ports) if self.ports else None
+        data["batch_options"] = list(self.batch_options)
         data.pop("extra")
         data.pop("description")
         record = {k: v for k, v in data.items() if v is not None}
@@ -171,6 +177,11 @@ class ProfileSpec:
             data["hosts"] = tuple(HostSpec.from_dict(h) for h in hosts)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"bad entry in 'hosts' ({exc})") from None
+        if "batch_options" in data:
+            options = data["batch_options"]
+            if not (isinstance(options, list) and all(isinstance(o, str) for o in options)):
+                raise ValueError("field 'batch_options' must be a list of strings")
+            data["batch_options"] = tuple(options)
         if "ports" in data:
             ports = data["ports"]
             if not (isinstance(ports, list) and len(ports) == 2 and all(type(p) is int for p in ports)):
@@ -191,6 +202,7 @@ _RECORD_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,), "preset": (str,), "ip": (str,), "location": (str,), "scheme": (str,), "hwm": (int,),
     "heartbeat_ms": (int,), "encrypt": (bool,), "launcher": (str,), "engines": (int,), "remote_python": (str,),
     "remote_profile_dir": (str,), "ssh_config": (str,), "queue": (str,), "walltime": (str,), "account": (str,),
+    "nodes": (int,), "tasks_per_node": (int,), "batch_options": (list,), "mpi": (bool,),
 }  # fmt: skip
 
 
@@ -215,6 +227,58 @@ def _check_batch_word(option: str, value: str) -> None:
     check_text(option, value)
     if not _ONE_WORD.match(value):
         raise BadInput(f"invalid {option} {value!r}: it must be one word (no spaces)")
+
+
+def check_walltime(value: str) -> str:
+    """A time limit as Slurm and PBS read it: ``[D-]HH:MM:SS`` (or ``MM:SS``), each field in range."""
+    check_text("--walltime", value)
+    match = _WALLTIME.match(value)
+    if not match:
+        raise BadInput(f"invalid --walltime {value!r} (expected HH:MM:SS or D-HH:MM:SS)")
+    days, first, minutes, seconds = match.groups()
+    fields = [int(minutes)] + ([int(seconds)] if seconds is not None else [])
+    if any(v >= 60 for v in fields) or (days is not None and int(first) >= 24):
+        raise BadInput(f"invalid --walltime {value!r}: minutes and seconds must be under 60 (hours under 24 after days)")
+    return value
+
+
+# The #SBATCH options the kit writes from its own fields: an extra line must not set them again.
+_KIT_SBATCH = ("--ntasks", "-n", "--nodes", "-N", "--ntasks-per-node", "--partition", "-p", "--time", "-t",
+               "--account", "-A", "--job-name", "-J", "--export", "--output", "-o")  # fmt: skip
+
+
+def _check_batch_option(value: str) -> str:
+    check_text("--batch-option", value)
+    if not value.startswith("-"):
+        raise BadInput(f"invalid --batch-option {value!r}: give an sbatch option, e.g. --qos=debug (it becomes #SBATCH TEXT)")
+    name = re.split(r"[=\s]", value, maxsplit=1)[0]
+    if not name.startswith("--"):
+        name = name[:2]  # a short option may carry its value: -n4
+    if name in _KIT_SBATCH:
+        raise BadInput(f"invalid --batch-option {value!r}: {name} is set by the profile itself"
+                       " (use --engines, --nodes, --tasks-per-node, --partition, --walltime, --account)")  # fmt: skip
+    return value
+
+
+def _check_slurm_fields(spec: ProfileSpec) -> None:
+    """nodes, tasks_per_node, batch_options, mpi: for the slurm launcher, and consistent with --engines."""
+    given = [option for option, value in (("--nodes", spec.nodes), ("--tasks-per-node", spec.tasks_per_node),
+             ("--batch-option", spec.batch_options), ("--mpi", spec.mpi)) if value]  # fmt: skip
+    if given and spec.launcher != "slurm":
+        raise BadInput(f"{given[0]} is for the slurm launcher, not {spec.launcher!r} (use --preset slurm)")
+    if not isinstance(spec.mpi, bool):
+        raise BadInput(f"invalid mpi setting {spec.mpi!r}")
+    for option in spec.batch_options:
+        _check_batch_option(option)
+    if spec.nodes is not None:
+        check_count("--nodes", spec.nodes, 1, maximum=MAX_ENGINES)
+        if spec.engines < spec.nodes:
+            raise BadInput(f"--engines {spec.engines} is fewer than --nodes {spec.nodes}: every node runs at least one engine")
+    if spec.tasks_per_node is not None:
+        check_count("--tasks-per-node", spec.tasks_per_node, 1, maximum=MAX_ENGINES)
+        if spec.nodes is not None and spec.engines != spec.nodes * spec.tasks_per_node:
+            raise BadInput(f"--engines {spec.engines} disagrees with --nodes {spec.nodes} x --tasks-per-node"
+                           f" {spec.tasks_per_node} (= {spec.nodes * spec.tasks_per_node})")  # fmt: skip
 
 
 def check_spec(spec: ProfileSpec) -> ProfileSpec:
@@ -272,9 +336,8 @@ def check_spec(spec: ProfileSpec) -> ProfileSpec:
         if value is not None:
             _check_batch_word(option, value)
     if spec.walltime is not None:
-        check_text("--walltime", spec.walltime)
-        if not _WALLTIME.match(spec.walltime):
-            raise BadInput(f"invalid --walltime {spec.walltime!r} (expected HH:MM:SS or D-HH:MM:SS)")
+        check_walltime(spec.walltime)
+    _check_slurm_fields(spec)
     if not isinstance(spec.encrypt, bool):
         raise BadInput(f"invalid encrypt setting {spec.encrypt!r}")
     return spec
@@ -300,6 +363,10 @@ def build_spec(
     walltime: str | None = None,
     account: str | None = None,
     heartbeat_ms: int | None = None,
+    nodes: int | None = None,
+    tasks_per_node: int | None = None,
+    batch_options: list[str] | tuple[str, ...] | None = None,
+    mpi: bool | None = None,
 ) -> ProfileSpec:
     """Overlay the user's options on a preset and validate the result as a whole.
 
@@ -328,6 +395,8 @@ def build_spec(
                 " give the count per host as host=N"
             )
         engine_count = total
+    elif engines is None and nodes is not None and tasks_per_node is not None:
+        engine_count = check_count("--nodes", nodes, 1) * check_count("--tasks-per-node", tasks_per_node, 1)
     else:
         engine_count = engines if engines is not None else base.get("engines", os.cpu_count() or 1)
     engine_count = check_count("--engines", engine_count, 1, maximum=MAX_ENGINES)
@@ -386,6 +455,10 @@ def build_spec(
             queue=queue_value,
             walltime=walltime_value,
             account=account_value,
+            nodes=pick(nodes, "nodes", None),
+            tasks_per_node=pick(tasks_per_node, "tasks_per_node", None),
+            batch_options=tuple(pick(batch_options, "batch_options", ())),
+            mpi=bool(pick(mpi, "mpi", False)),
             description=base.get("description", ""),
         )
     )
