@@ -47,9 +47,9 @@ def test_up_status_down_lifecycle(ipython_dir, profile):
     pids = [status["controller"]["pid"]] + [e["pid"] for e in status["engines"]]
     group = set().union(*(process_group(pid) for pid in pids))
     assert len(group) > len(pids)  # the controller's schedulers are in its group
-    from ipcluster_kit.cluster.processes import children_of
+    from ipcluster_kit.processes import descendants
 
-    nannies = {c.pid for c in children_of(set(pids[1:]))}  # each engine's nanny, in a session of its own
+    nannies = {c.pid for pid in pids[1:] for c in descendants(pid)}  # each engine's nanny, in a session of its own
     assert nannies and not nannies & group
     group |= nannies
 

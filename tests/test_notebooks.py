@@ -152,7 +152,7 @@ def kernel_env(kernel_data_dir, tmp_path, monkeypatch):
 
 
 def _alive(record) -> bool:
-    from ipcluster_kit.cluster import processes
+    from ipcluster_kit import processes
 
     return processes.is_alive(record)
 
@@ -234,9 +234,9 @@ def assert_nothing_left(run: Run, kernel_tmp: Path, timeout: float = 20) -> None
             pass
     # Clean up for the next test before failing this one.
     if left:
-        from ipcluster_kit.cluster import processes
+        from ipcluster_kit import processes
 
-        processes.stop([r for r in run.seen_processes if _alive(r)], timeout=5)
+        processes.stop_processes([r for r in run.seen_processes if _alive(r)], timeout=5)
     assert not left, f"processes left running after the kernel ended: {cmdlines}"
     leftovers = sorted(p.name for p in kernel_tmp.iterdir())
     assert leftovers == [], f"temporary files left in the kernel's TMPDIR: {leftovers}"

@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ipcluster_kit.cluster import processes
-from ipcluster_kit.cluster.processes import ProcessRecord
+from ipcluster_kit import processes
+from ipcluster_kit.processes import ProcessRecord
 from ipcluster_kit.errors import BadInput, KitError
 from ipcluster_kit.files import ensure_private_dir
 
@@ -227,31 +227,9 @@ def extension_warnings() -> list[str]:
 # --------------------------------------------------------------------------- the server
 
 
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    return children
-
-
 def descendants(pid: int) -> list[ProcessRecord]:
     """Every live process below ``pid`` (children, grandchildren, ...), recorded with its start time."""
-    children = _children_map()
-    found, todo = [], list(children.get(pid, []))
-    while todo:
-        child = todo.pop()
-        ticks = processes.start_ticks(child)
-        if ticks is not None:
-            found.append(ProcessRecord(pid=child, start_ticks=ticks, role="jupyter-child"))
-        todo.extend(children.get(child, []))
-    return found
+    return processes.descendants(pid, role="jupyter-child")
 
 
 def jupyter_command(root_dir: Path, port: int) -> list[str]:
@@ -346,7 +324,7 @@ class LabServer:
                 env=server_env(self.ipython_dir, self.profile, self.token), start_new_session=True,
                 preexec_fn=_term_with_parent,
             )  # fmt: skip
-        self.record = ProcessRecord(pid=self.proc.pid, start_ticks=processes.start_ticks(self.proc.pid), role="jupyter", log=str(self.log_path))
+        self.record = processes.record_of(self.proc.pid, role="jupyter", log=str(self.log_path)) or ProcessRecord(self.proc.pid, None, "jupyter", str(self.log_path))
 
     @property
     def redirect_path(self) -> Path:
@@ -435,7 +413,7 @@ class LabServer:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self.proc.wait(timeout=10)
         # The server's group (anything it started without a session of its own) goes with it.
-        if processes.group_members(self.proc.pid):
+        if any(r.pid != self.proc.pid for r in processes.tree([self.record] if self.record else [])):
             _signal_group(self.proc.pid, signal.SIGKILL)
         # Kernels run in sessions of their own, and so do the controllers and engines that
         # ipp.Cluster starts from a notebook: after a clean shutdown none is left; after a kill
@@ -445,7 +423,7 @@ class LabServer:
         while time.monotonic() < grace and any(processes.is_alive(r) for r in below):
             time.sleep(0.05)
         left = [r for r in below if processes.is_alive(r)]
-        stopped = processes.stop(left, timeout=min(10.0, timeout)) if left else []
+        stopped = processes.stop_processes(left, timeout=min(10.0, timeout)).stopped if left else []
         self.redirect_path.unlink(missing_ok=True)
         return {"graceful": graceful, "leftovers_stopped": [r.pid for r in stopped]}
 

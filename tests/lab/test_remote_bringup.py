@@ -142,15 +142,15 @@ def test_stop_never_kills_a_reused_pid(lab, lab_ssh):
     """A recorded PID now held by another process (different start time) is left alone."""
     import subprocess
 
-    from ipcluster_kit.remote.bootstrap import RemoteEngine
+    from ipcluster_kit.processes import ProcessRecord, record_of
 
     h1 = lab.hosts[0]
     other = subprocess.Popen(["ip", "netns", "exec", h1.ns, "sleep", "60"])
     try:
-        start = int(Path(f"/proc/{other.pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        start = record_of(other.pid).create_time
         record = HostRecord(
             host=parse_hosts([h1.spec])[0], python=sys.executable, profile_dir="/root/none", engine_file="",
-            engines=(RemoteEngine(pid=other.pid, start_time=start + 1, log=""),),
+            engines=(ProcessRecord(pid=other.pid, create_time=start + 1, role="engine"),),
         )
         stopped = stop_remote_engines([record], ssh_options=lab_ssh)[0]
         assert [e.state for e in stopped.engines] == ["not running (pid reused)"]

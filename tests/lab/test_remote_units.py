@@ -12,7 +12,8 @@ import pytest
 
 from ipcluster_kit.errors import BadInput, KitError
 from ipcluster_kit.remote import SSHOptions, Versions, bootstrap_hosts, parse_hosts
-from ipcluster_kit.remote.bootstrap import HostRecord, RemoteEngine, check_hosts, resolve_remote_profile_dir
+from ipcluster_kit.processes import ProcessRecord
+from ipcluster_kit.remote.bootstrap import HostRecord, check_hosts, resolve_remote_profile_dir
 from ipcluster_kit.remote.connfile import load_engine_file
 from ipcluster_kit.remote.ssh import connect, host_label
 
@@ -109,7 +110,7 @@ def test_remote_profile_dir_resolution():
 def test_record_round_trip_has_no_none():
     record = HostRecord(
         host=parse_hosts(["u@h:2222=2"])[0], python="/usr/bin/python3", profile_dir="/p", engine_file="/p/e.json",
-        engines=(RemoteEngine(1, 55, "/p/log/a"), RemoteEngine(2, None, "/p/log/b")),
+        engines=(ProcessRecord(1, 1700000000.25, "engine", "/p/log/a", "u@h:2222"), ProcessRecord(2, None, "engine", "/p/log/b")),
     )  # fmt: skip
     data = json.loads(json.dumps(record.to_dict()))
     assert "None" not in json.dumps(data) and "null" not in json.dumps(data)

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ipcluster_kit.cluster import processes
-from ipcluster_kit.cluster.processes import ProcessRecord
+from ipcluster_kit import processes
+from ipcluster_kit.cluster.client import connect, log_tail, registered_engines, wait_for_engines
 from ipcluster_kit.cluster.state import ClusterState
+from ipcluster_kit.processes import ProcessRecord
 from ipcluster_kit.errors import BadInput, KitError
 from ipcluster_kit.profile.spec import ProfileSpec, build_spec, profile_dir_for
 from ipcluster_kit.profile.store import connection_files, plan_write, read_spec, write_profile
@@ -32,14 +33,6 @@ Progress = Callable[[str], None]
 
 def _no_progress(message: str) -> None:
     pass
-
-
-def _log_tail(path: str | Path, lines: int = 3) -> str:
-    try:
-        text = Path(path).read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return " | ".join(line.strip() for line in text[-lines:])
 
 
 @dataclass
@@ -67,67 +60,7 @@ class RunningCluster:
         turns task farming off for good; a client made after registration never sees that gap.
         """
         wait_for_engines(self.client_file, self.engines, timeout)
-        import ipyparallel as ipp
-
-        return ipp.Client(str(self.client_file), timeout=timeout)
-
-
-def _client(client_file: Path, timeout: float):
-    import ipyparallel as ipp
-
-    # Positional: ipyparallel 9 silently ignores its own url_file= keyword.
-    return ipp.Client(str(client_file), timeout=max(timeout, 1.0))
-
-
-def _probe_client(client_file: Path, deadline: float):
-    """A client for watching registrations, retried until ``deadline``.
-
-    With the ``pure`` scheme, a client made while the engine ids have a gap (engine 1 registered
-    before engine 0) fails at once ("IO Loop failed to start"); a moment later it succeeds.
-    """
-    while True:
-        try:
-            return _client(client_file, max(deadline - time.monotonic(), 1.0))
-        except RuntimeError as exc:
-            if time.monotonic() >= deadline:
-                raise KitError(f"could not connect to the controller: {exc}") from None
-            time.sleep(0.2)
-
-
-def wait_for_engines(
-    client_file: Path,
-    n: int,
-    timeout: float,
-    watch: list[ProcessRecord] | None = None,
-    progress: Progress = _no_progress,
-) -> int:
-    """Wait until ``n`` engines have registered with the controller; return how many did.
-
-    Raises KitError on timeout. When ``watch`` lists local processes, fails early if they die.
-    """
-    deadline = time.monotonic() + timeout
-    client = _probe_client(client_file, deadline)
-    try:
-        seen = -1
-        while True:
-            count = len(client.ids)
-            if count != seen:
-                progress(f"{count}/{n} engines registered")
-                seen = count
-            if count >= n:
-                return count
-            if watch:
-                dead = [r for r in watch if not processes.is_alive(r)]
-                if dead:
-                    raise KitError(
-                        f"{len(dead)} engine process(es) exited before registering (PID {dead[0].pid});"
-                        f" log {dead[0].log}: {_log_tail(dead[0].log)}"
-                    )
-            if time.monotonic() >= deadline:
-                raise KitError(f"only {count} of {n} engines registered within {timeout:g} s")
-            time.sleep(0.05)
-    finally:
-        client.close()
+        return connect(self.client_file, timeout)
 
 
 def _wait_for_connection_files(profile_dir: Path, controller: ProcessRecord, timeout: float) -> None:
@@ -135,7 +68,7 @@ def _wait_for_connection_files(profile_dir: Path, controller: ProcessRecord, tim
     files = connection_files(profile_dir)
     while not all(p.is_file() and p.stat().st_size > 0 for p in files.values()):
         if not processes.is_alive(controller):
-            raise KitError(f"the controller exited on start; log {controller.log}: {_log_tail(controller.log)}")
+            raise KitError(f"the controller exited on start; log {controller.log}: {log_tail(controller.log)}")
         if time.monotonic() >= deadline:
             raise KitError(f"the controller wrote no connection files within {timeout:g} s; log {controller.log}")
         time.sleep(0.05)
@@ -166,15 +99,16 @@ def _stop_state(state: ClusterState, timeout: float = 10.0) -> dict:
             stopped_remote = glue.stop_remote(state, timeout=timeout)
         except Exception as exc:  # noqa: BLE001 - reported in the result, never swallowed
             remote_error = f"{type(exc).__name__}: {exc}"
-    stopped_engines = processes.stop(state.engines, timeout=timeout)
-    stopped_controller = processes.stop([state.controller], timeout=timeout) if state.controller else []
-    leftovers = [r.pid for r in state.engines + ([state.controller] if state.controller else []) if processes.is_alive(r)]
+    local = state.engines + ([state.controller] if state.controller else [])
+    report = processes.stop_processes(local, timeout=timeout)
+    stopped = {r.pid for r in report.stopped}
     return {
-        "engines_stopped": len(stopped_engines),
+        "engines_stopped": sum(1 for r in state.engines if r.pid in stopped),
         "remote_engines_stopped": stopped_remote,
         "remote_error": remote_error,
-        "controller_stopped": bool(stopped_controller),
-        "left_running": leftovers,
+        "controller_stopped": bool(state.controller and state.controller.pid in stopped),
+        "stopped": [r.to_dict() for r in report.stopped],
+        "left_running": [r.pid for r in report.left],
     }
 
 
@@ -347,11 +281,7 @@ def status(name: str, ipython_dir: str | os.PathLike | None = None, *, timeout: 
         except (OSError, ValueError):
             pass
         try:
-            client = _client(client_file, timeout)
-            try:
-                result["registered_engines"] = len(client.ids)
-            finally:
-                client.close()
+            result["registered_engines"] = registered_engines(client_file, timeout)
         except Exception as exc:  # the controller may be wedged: say so, do not crash the report
             result["controller_error"] = f"{type(exc).__name__}: {exc}"
     return result
@@ -375,19 +305,28 @@ def temporary_cluster(
     timeout: float = DEFAULT_TIMEOUT,
     ipython_dir: str | os.PathLike | None = None,
     progress: Progress = _no_progress,
+    heartbeat_ms: int | None = None,
 ) -> Iterator[RunningCluster]:
-    """A throwaway local profile, brought up, and stopped and deleted on exit."""
+    """A throwaway local profile, brought up, and stopped and deleted on exit.
+
+    Raises KitError on exit when anything of the cluster is still running after `down` (by PID, or
+    any process whose command line names the profile directory): a leak is never silent.
+    """
     own_dir = ipython_dir is None
     root = Path(tempfile.mkdtemp(prefix="ipck-")) if own_dir else Path(ipython_dir)
     name = f"kit-tmp-{uuid.uuid4().hex[:8]}"
     try:
-        spec = build_spec(name, preset="local", scheme=scheme, hwm=hwm, engines=engines or os.cpu_count() or 1)
+        extra = {} if heartbeat_ms is None else {"heartbeat_ms": heartbeat_ms}
+        spec = build_spec(name, preset="local", scheme=scheme, hwm=hwm, engines=engines or os.cpu_count() or 1, **extra)
         write_profile(plan_write(spec, root))
         cluster, _ = up(name, root, timeout=timeout, progress=progress)
         try:
             yield cluster
         finally:
-            down(name, root)
+            down(name, root)  # raises KitError when a recorded process could not be stopped
+            leftovers = processes.find_by_argument(str(cluster.profile_dir))
+            if leftovers:
+                raise KitError(f"temporary cluster {name!r} left processes running after down: PIDs {[r.pid for r in leftovers]}")
     finally:
         if own_dir:
             shutil.rmtree(root, ignore_errors=True)

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ipcluster_kit.cluster.processes import ProcessRecord
+from ipcluster_kit.processes import ProcessRecord
 from ipcluster_kit.files import write_private
 
 STATE_FILE = "ipcluster_kit_state.json"

@@ -13,7 +13,6 @@ asyncssh is imported only when a connection is made, so importing this package i
 from ipcluster_kit.remote.bootstrap import (
     HostRecord,
     HostResult,
-    RemoteEngine,
     Versions,
     bootstrap_hosts,
     bootstrap_hosts_async,
@@ -30,7 +29,6 @@ __all__ = [
     "HostRecord",
     "HostResult",
     "HostSpec",
-    "RemoteEngine",
     "SSHOptions",
     "Versions",
     "bootstrap_hosts",

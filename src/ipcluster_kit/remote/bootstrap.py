@@ -27,10 +27,11 @@ import logging
 import os
 import posixpath
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 from ipcluster_kit.errors import BadInput, KitError
+from ipcluster_kit.processes import ProcessRecord
 from ipcluster_kit.profile.hosts import HostSpec
 from ipcluster_kit.remote import scripts
 from ipcluster_kit.remote.connfile import ENGINE_FILE_NAME, EngineFile, load_engine_file
@@ -96,26 +97,6 @@ class Versions:
 
 
 @dataclass(frozen=True)
-class RemoteEngine:
-    """One engine process on a host: PID plus start time (clock ticks since boot) against PID reuse."""
-
-    pid: int
-    start_time: int | None
-    log: str
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"pid": self.pid, "log": self.log}
-        if self.start_time is not None:
-            data["start_time"] = self.start_time
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RemoteEngine":
-        start = data.get("start_time")
-        return cls(pid=int(data["pid"]), start_time=None if start is None else int(start), log=str(data.get("log", "")))
-
-
-@dataclass(frozen=True)
 class HostRecord:
     """What the state file keeps per host: enough to check and stop its engines later."""
 
@@ -123,7 +104,7 @@ class HostRecord:
     python: str  # absolute path of the remote interpreter the engines run
     profile_dir: str  # absolute remote profile directory
     engine_file: str  # absolute remote path of the engine connection file
-    engines: tuple[RemoteEngine, ...] = ()
+    engines: tuple[ProcessRecord, ...] = ()
     hostname: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,7 +127,7 @@ class HostRecord:
             python=str(data["python"]),
             profile_dir=str(data["profile_dir"]),
             engine_file=str(data.get("engine_file", "")),
-            engines=tuple(RemoteEngine.from_dict(e) for e in data.get("engines", [])),
+            engines=tuple(ProcessRecord.from_dict(e) for e in data.get("engines", [])),
             hostname=data.get("hostname"),
         )
 
@@ -169,7 +150,7 @@ class HostResult:
         return host_label(self.host)
 
     @property
-    def engines(self) -> tuple[RemoteEngine, ...]:
+    def engines(self) -> tuple[ProcessRecord, ...]:
         return self.record.engines if self.record else ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -349,7 +330,7 @@ async def _bootstrap_one(
         started = await run_python(
             conn,
             python_abs,
-            scripts.START,
+            scripts.start_script(),
             {
                 "profile_dir": profile_dir,
                 "file": installed["path"],
@@ -361,7 +342,7 @@ async def _bootstrap_one(
             what="starting engines",
             timeout=remaining(),
         )
-        engines = tuple(RemoteEngine.from_dict(e) for e in started.get("engines", []))
+        engines = tuple(replace(ProcessRecord.from_dict(e), host=label) for e in started.get("engines", []))
         result.record = HostRecord(
             host=host,
             python=str(started.get("python") or python_abs),

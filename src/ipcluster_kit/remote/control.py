@@ -72,7 +72,7 @@ async def _control_one(
             answer = await run_python(
                 conn,
                 record.python,
-                scripts.CONTROL,
+                scripts.control_script(),
                 payload,
                 label=label,
                 what="stopping engines" if stop else "checking engines",

@@ -1,7 +1,10 @@
 """Python programs run on engine hosts with the remote interpreter (``PYTHON -c SCRIPT ARGS``).
 
-They use only the standard library and old-fashioned syntax (no f-strings) so that even an
-old or foreign interpreter can report its version instead of failing with a SyntaxError.
+The checks (``PREFLIGHT``, ``INSTALL``, ``DOCTOR``) use only the standard library and old-fashioned
+syntax (no f-strings), so that even an old or foreign interpreter can report its version instead of
+failing with a SyntaxError. Starting and stopping engines (:func:`start_script`,
+:func:`control_script`) runs only with an interpreter that passed the versions check, and runs the
+kit's own :mod:`ipcluster_kit.processes` there.
 Each prints one JSON object on stdout. Arguments come as one JSON document in ``argv[1]``;
 secrets (the connection file) only ever travel on stdin, never on a command line.
 """
@@ -9,6 +12,7 @@ secrets (the connection file) only ever travel on stdin, never on a command line
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 # Shared helpers, prepended to every script.
 _PRELUDE = r'''
@@ -64,30 +68,6 @@ def _host_info():
             except Exception as exc:
                 info["ipyparallel_error"] = "%s: %s" % (type(exc).__name__, exc)
     return info
-
-def _proc_stat(pid):
-    """(state, start time in clock ticks since boot) of a process, or None."""
-    try:
-        with open("/proc/%d/stat" % pid) as fh:
-            data = fh.read()
-    except (IOError, OSError):
-        return None
-    rest = data[data.rindex(")") + 2:].split()
-    return rest[0], int(rest[19])
-
-def _alive(pid, start_time):
-    st = _proc_stat(pid)
-    if st is None:
-        if os.path.isdir("/proc/self"):
-            return False
-        try:
-            os.kill(pid, 0)
-            return True
-        except OSError:
-            return False
-    if st[0] in ("Z", "X"):
-        return False
-    return start_time is None or st[1] == start_time
 
 def _tail(path, lines=8):
     try:
@@ -151,135 +131,88 @@ _out({
 
 # Start N engines, each in its own session (immune to the SSH session ending), output to a log
 # file on the host; report their PIDs with start times, and keep a copy of the list on the host.
-START = _PRELUDE + r'''
-import subprocess
+# Runs after the versions check: this interpreter has ipyparallel, hence psutil, and is of the
+# controller's minor version, so the kit's own processes module runs here as it is.
+_START = r"""
 os.umask(0o077)
 profile_dir = ARGS["profile_dir"]
-logdir = os.path.join(profile_dir, "log")
-if not os.path.isdir(logdir):
-    os.makedirs(logdir, 0o700)
 argv = [sys.executable, "-m", "ipyparallel.engine", "--file=" + ARGS["file"],
         "--profile-dir=" + profile_dir] + list(ARGS.get("engine_args", []))
 started = []
-devnull = os.open(os.devnull, os.O_RDONLY)
 for i in range(int(ARGS["n"])):
-    log = os.path.join(logdir, "ipengine-%s-%d.log" % (ARGS["tag"], i))
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        proc = subprocess.Popen(argv, stdin=devnull, stdout=fd, stderr=fd, cwd=profile_dir,
-                                close_fds=True, start_new_session=True)
-    finally:
-        os.close(fd)
-    st = _proc_stat(proc.pid)
-    started.append({"pid": proc.pid, "start_time": st[1] if st else None, "log": log})
-record = os.path.join(profile_dir, "ipcluster-kit-engines.json")
-try:
-    with open(record) as fh:
-        old = json.load(fh).get("engines", [])
-except (IOError, OSError, ValueError):
-    old = []
-keep = [e for e in old if _alive(e["pid"], e.get("start_time"))]
-tmp = record + ".tmp"
-with open(tmp, "w") as fh:
-    json.dump({"engines": keep + started}, fh)
-os.rename(tmp, record)
+    log = os.path.join(profile_dir, "log", "ipengine-%s-%d.log" % (ARGS["tag"], i))
+    record, _proc = spawn(argv, log, "engine", cwd=profile_dir)
+    started.append(record.to_dict())
+_update_host_list(profile_dir, started)
 _out({"engines": started, "python": sys.executable})
-'''
+"""
 
 # Report which recorded engines still run (same PID *and* start time), with the tail of the
-# log of those that do not; with "signal", stop them: TERM to the process group, KILL after
-# the timeout. Engines that are not running (or whose PID now belongs to another process)
-# are left alone.
-CONTROL = _PRELUDE + r'''
-import signal as _signal
-engines = ARGS.get("engines")
+# log of those that do not; with "stop", stop them and what they started (stop_processes: TERM,
+# KILL after the timeout). A PID that now belongs to another process is left alone.
+_CONTROL = r"""
 profile_dir = ARGS.get("profile_dir")
-record = os.path.join(profile_dir, "ipcluster-kit-engines.json") if profile_dir else None
-if engines is None and record:
-    try:
-        with open(record) as fh:
-            engines = json.load(fh).get("engines", [])
-    except (IOError, OSError, ValueError):
-        engines = []
-engines = engines or []
-
-def _send(pid, sig):
-    try:
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
-        return True
-    except OSError:
-        return False
-
+engines = ARGS.get("engines")
+if engines is None:
+    engines = _host_list(profile_dir)
+records = [ProcessRecord.from_dict(e) for e in engines]
 results = {}
-targets = []
-for e in engines:
-    pid, start = int(e["pid"]), e.get("start_time")
-    st = _proc_stat(pid)
-    if st is None or st[0] in ("Z", "X"):
-        results[pid] = "not running"
-    elif start is not None and st[1] != start:
-        results[pid] = "not running (pid reused)"
-    else:
-        results[pid] = "running"
-        targets.append((pid, start))
-    if results[pid] != "running" and e.get("log"):
-        results[pid] += "\n" + _tail(e["log"])
-
-def _children(parents):
-    """Processes whose parent is one of ``parents``: an engine's nanny runs in a session of its own,
-    so signalling the engine's group does not reach it."""
-    found = []
-    if not os.path.isdir("/proc/self"):
-        return found
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as fh:
-                data = fh.read()
-        except (IOError, OSError):
-            continue
-        rest = data[data.rindex(")") + 2:].split()
-        if int(rest[1]) in parents and rest[0] not in ("Z", "X"):
-            found.append((int(entry), int(rest[19])))
-    return found
-
+for record in records:
+    results[record.pid] = describe(record)
+    if results[record.pid] != "running" and record.log:
+        results[record.pid] += "\n" + _tail(record.log)
 if ARGS.get("stop"):
-    helpers = _children(set(pid for pid, _ in targets))
-    for pid, start in targets + helpers:
-        _send(pid, _signal.SIGTERM)
-    deadline = time.time() + float(ARGS.get("timeout", 5))
-    pending = list(targets) + helpers
-    while pending and time.time() < deadline:
-        time.sleep(0.05)
-        pending = [t for t in pending if _alive(*t)]
-    for pid, start in targets:
-        results[pid] = "terminated"
-    for pid, start in pending:
-        _send(pid, _signal.SIGKILL)
-        if pid in results:
-            results[pid] = "killed"
-    deadline = time.time() + 3
-    while pending and time.time() < deadline:
-        time.sleep(0.05)
-        pending = [t for t in pending if _alive(*t)]
-    for pid, start in pending:
-        results[pid] = "still running"  # an engine, or a nanny that outlived its engine
-    if record and os.path.exists(record):
-        try:
-            with open(record) as fh:
-                old = json.load(fh).get("engines", [])
-            keep = [e for e in old if _alive(int(e["pid"]), e.get("start_time"))]
-            with open(record + ".tmp", "w") as fh:
-                json.dump({"engines": keep}, fh)
-            os.rename(record + ".tmp", record)
-        except (IOError, OSError, ValueError):
-            pass
+    running = [r for r in records if results[r.pid] == "running"]
+    report = stop_processes(running, timeout=float(ARGS.get("timeout", 5)), kill_timeout=3)
+    killed = set(r.pid for r in report.killed)
+    for record in running:
+        results[record.pid] = "killed" if record.pid in killed else "terminated"
+    for record in report.left:  # an engine, or a nanny that outlived its engine
+        results[record.pid] = "still running"
+    if profile_dir:
+        _update_host_list(profile_dir, [])
 _out({"results": dict((str(k), v) for k, v in results.items())})
-'''
+"""
+
+# The list of engines kept on the host (``<profile dir>/ipcluster-kit-engines.json``): the way to
+# stop engines whose local record was lost.
+_HOST_LIST = r"""
+def _host_list(profile_dir):
+    try:
+        with open(os.path.join(profile_dir, "ipcluster-kit-engines.json")) as fh:
+            return json.load(fh).get("engines", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+
+def _update_host_list(profile_dir, added):
+    path = os.path.join(profile_dir, "ipcluster-kit-engines.json")
+    if not os.path.exists(path) and not added:
+        return
+    keep = [e for e in _host_list(profile_dir) if is_alive(ProcessRecord.from_dict(e))]
+    try:
+        with open(path + ".tmp", "w") as fh:
+            json.dump({"engines": keep + list(added)}, fh)
+        os.rename(path + ".tmp", path)
+    except OSError:
+        pass
+"""
+
+
+def _with_processes(driver: str) -> str:
+    """The kit's processes module (stdlib + psutil), the shared helpers, then ``driver``."""
+    from ipcluster_kit import processes
+
+    source = Path(processes.__file__).read_text()
+    return source + _PRELUDE + _HOST_LIST + driver
+
+
+def start_script() -> str:
+    return _with_processes(_START)
+
+
+def control_script() -> str:
+    return _with_processes(_CONTROL)
+
 
 # Everything `doctor` asks of one host, in one round trip.
 DOCTOR = _PRELUDE + r'''
