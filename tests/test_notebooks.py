@@ -208,7 +208,7 @@ def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: float = CELL_TIMEOUT)
         pid = getattr(client.km.provisioner, "pid", None) if client.km and client.km.provisioner else None
         if pid:
             for record in descendants(pid):
-                seen[(record.pid, record.start_ticks)] = record
+                seen[(record.pid, record.create_time)] = record
 
     client.on_cell_executed = note_processes
     started = time.monotonic()
