@@ -1,0 +1,64 @@
+"""The suite's own rules (tests/conftest.py): in CI (IPCK_REQUIRE_E2E=1) nothing skips or xfails."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+CONFTEST = Path(__file__).with_name("conftest.py")
+
+DEMO = {
+    "test_demo.py": """
+import pytest
+def test_skip(): pytest.skip("nope")
+@pytest.mark.skipif(True, reason="marker")
+def test_skipif(): pass
+@pytest.mark.xfail(reason="known")
+def test_xfail(): assert 0
+@pytest.mark.xfail(reason="known2")
+def test_xpass(): pass
+def test_ok(): pass
+""",
+    "test_module_skip.py": """
+import pytest
+pytest.skip("whole module", allow_module_level=True)
+def test_never(): pass
+""",
+    "test_importorskip.py": """
+import pytest
+pytest.importorskip("no_such_module_for_the_hook_test")
+def test_never(): pass
+""",
+}
+
+
+def _run(tmp_path: Path, require: bool) -> subprocess.CompletedProcess:
+    shutil.copy(CONFTEST, tmp_path / "conftest.py")
+    for name, text in DEMO.items():
+        (tmp_path / name).write_text(text)
+    env = {"PATH": "/usr/bin:/bin", "IPCK_REQUIRE_E2E": "1" if require else "0"}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-rA", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+    )  # fmt: skip
+
+
+def test_in_ci_skips_xfails_and_module_skips_fail_the_run(tmp_path):
+    result = _run(tmp_path, require=True)
+    out = result.stdout
+    assert result.returncode == 1, out
+    # a skip marker acts in the test's setup, so it shows as an error; every other one as a failure
+    assert "3 failed, 1 passed, 2 skipped, 1 error" in out, out
+    assert "ERROR test_demo.py::test_skipif" in out, out
+    for test in ("test_skip", "test_xfail", "test_xpass"):
+        assert f"FAILED test_demo.py::{test}" in out, out
+    assert "FAILED (module skipped in CI; IPCK_REQUIRE_E2E=1 forbids skips) test_module_skip.py: Skipped: whole module" in out
+    assert "test_importorskip.py: Skipped: could not import 'no_such_module_for_the_hook_test'" in out
+
+
+def test_outside_ci_skips_are_skips(tmp_path):
+    result = _run(tmp_path, require=False)
+    assert result.returncode == 0, result.stdout
+    assert "1 passed, 4 skipped, 1 xfailed, 1 xpassed" in result.stdout, result.stdout
