@@ -54,14 +54,18 @@ class Controller:
     def connection_info(self, role: str = "client", timeout: float = 30) -> dict:
         path = self.profile_dir / "security" / f"ipcontroller-{role}.json"
 
-        def ready():
+        def complete():
+            # ipyparallel writes the file in place (not atomically): wait until it parses as a
+            # whole connection file, not until it merely exists.
             if self.proc.poll() is not None:
                 raise AssertionError(f"controller exited: {(self.profile_dir / 'test-controller.log').read_text()[-2000:]}")
-            return path.is_file() and path.stat().st_size > 0
+            try:
+                info = json.loads(path.read_text())
+            except (OSError, ValueError):
+                return None
+            return info if isinstance(info, dict) and {"key", "location"} <= info.keys() else None
 
-        wait_for(ready, timeout, what=str(path))
-        time.sleep(0.1)
-        return json.loads(path.read_text())
+        return wait_for(complete, timeout, what=f"a complete {path}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -313,11 +313,11 @@ def test_a_task_the_worker_cannot_import_goes_back_to_the_queue(lab):
 
 def test_bad_inputs_exit_2_before_touching_anything(lab):
     for args, needle in (
-        (["work", "-a", "nohost"], "nohost"),
-        (["work", "-a", "127.0.0.1:1", "--processes", "0"], "--processes"),
-        (["produce", "-a", "127.0.0.1:1"], "--count"),
-        (["produce", "-a", "127.0.0.1:1", "--count", "1", "--task", "bad task"], "bad task"),
-        (["serve", "--address", "127.0.0.1:0", "--lease-timeout", "0"], "--lease-timeout"),
+        (["work", "-a", "nohost"], "bad address 'nohost': expected HOST:PORT"),
+        (["work", "-a", "127.0.0.1:1", "--processes", "0"], "invalid --processes 0: it must be at least 1"),
+        (["produce", "-a", "127.0.0.1:1"], "give exactly one of --count N or --from-file PATH"),
+        (["produce", "-a", "127.0.0.1:1", "--count", "1", "--task", "bad task"], "bad task 'bad task'"),
+        (["serve", "--address", "127.0.0.1:0", "--lease-timeout", "0"], "invalid --lease-timeout 0.0: it must be more than 0"),
         (["collect", "-a", "127.0.0.1:1"], "no queue key"),  # the key file does not exist yet
         (["collect", "-a", "127.0.0.1:1", "--timeout", "nan"], "invalid --timeout nan: expected a finite"),
         (["work", "-a", "127.0.0.1:1", "--poll", "inf"], "invalid --poll inf: expected a finite"),

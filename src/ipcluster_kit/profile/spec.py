@@ -417,7 +417,8 @@ def build_spec(
 
     is_batch = launcher_value in BATCH_LAUNCHERS
     if not is_batch and (queue or walltime or account):
-        raise BadInput(f"--queue/--walltime/--account are for batch launchers ({', '.join(BATCH_LAUNCHERS)}), not {launcher_value!r}")
+        given = ", ".join(f"--{n} {v!r}" for n, v in (("queue", queue), ("walltime", walltime), ("account", account)) if v)
+        raise BadInput(f"{given}: only for batch launchers ({', '.join(BATCH_LAUNCHERS)}), not {launcher_value!r}")
     queue_value, walltime_value, account_value = (
         (pick(queue, "queue", None), pick(walltime, "walltime", None), pick(account, "account", None))
         if is_batch
