@@ -5,6 +5,9 @@ tests must run, not quietly skip because something was missing. That covers a sk
 (marker, ``pytest.skip``), a whole module skipped while it is collected
 (``pytest.skip(allow_module_level=True)``, ``pytest.importorskip``) and an xfail (in CI a test
 either passes or fails).
+
+At the end of the session, any process the session started and left running (see
+session_sweep.py) fails the run, and is stopped.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import os
 
 import pytest
+
+from session_sweep import mark_session, sweep
 
 REQUIRE_E2E = os.environ.get("IPCK_REQUIRE_E2E") == "1"
 
@@ -51,14 +56,28 @@ def pytest_make_collect_report(collector):
         _SKIPPED_MODULES.append(f"{report.nodeid}: {_reason(report)}")
 
 
+_LEFTOVERS: list[str] = []
+_SESSION = {"marker": ""}
+
+
+def pytest_configure(config):
+    _SESSION["marker"] = mark_session()
+
+
 def pytest_sessionfinish(session, exitstatus):
-    if _SKIPPED_MODULES and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+    factory = getattr(session.config, "_tmp_path_factory", None)  # tmp_path's root for this session
+    roots = [factory.getbasetemp()] if factory is not None else []
+    _LEFTOVERS.extend(sweep(_SESSION["marker"], roots))
+    failing = _SKIPPED_MODULES or _LEFTOVERS
+    if failing and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter):
     for line in _SKIPPED_MODULES:
         terminalreporter.write_line(f"FAILED (module skipped in CI; IPCK_REQUIRE_E2E=1 forbids skips) {line}", red=True)
+    for line in _LEFTOVERS:
+        terminalreporter.write_line(f"FAILED (process left running by the tests; now stopped) {line}", red=True)
 
 
 @pytest.fixture

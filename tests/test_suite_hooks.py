@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 CONFTEST = Path(__file__).with_name("conftest.py")
+SWEEP = Path(__file__).with_name("session_sweep.py")
 
 DEMO = {
     "test_demo.py": """
@@ -36,6 +37,7 @@ def test_never(): pass
 
 def _run(tmp_path: Path, require: bool) -> subprocess.CompletedProcess:
     shutil.copy(CONFTEST, tmp_path / "conftest.py")
+    shutil.copy(SWEEP, tmp_path / "session_sweep.py")
     for name, text in DEMO.items():
         (tmp_path / name).write_text(text)
     env = {"PATH": "/usr/bin:/bin", "IPCK_REQUIRE_E2E": "1" if require else "0"}
@@ -62,3 +64,40 @@ def test_outside_ci_skips_are_skips(tmp_path):
     result = _run(tmp_path, require=False)
     assert result.returncode == 0, result.stdout
     assert "1 passed, 4 skipped, 1 xfailed, 1 xpassed" in result.stdout, result.stdout
+
+
+LEAVER = """
+import subprocess, sys, os
+
+def test_leaves_a_child_with_the_marker():
+    subprocess.Popen(["sleep", "300"], start_new_session=True)
+
+def test_leaves_a_child_in_its_tmp_path_with_a_clean_environment(tmp_path):
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", str(tmp_path / "x")],
+                     env={"PATH": os.environ["PATH"]}, start_new_session=True)
+
+def test_stops_its_child():
+    p = subprocess.Popen(["sleep", "300"])
+    p.kill(); p.wait()
+"""
+
+
+def test_a_process_left_running_fails_the_session_and_is_stopped(tmp_path):
+    import psutil
+
+    shutil.copy(CONFTEST, tmp_path / "conftest.py")
+    shutil.copy(SWEEP, tmp_path / "session_sweep.py")
+    (tmp_path / "test_leaver.py").write_text(LEAVER)
+    env = {"PATH": "/usr/bin:/bin", "IPCK_REQUIRE_E2E": "0", "IPCK_SWEEP_GRACE": "0.5"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "base"), str(tmp_path)],
+        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout
+    assert "3 passed" in result.stdout, result.stdout
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("FAILED (process left running by the tests")]
+    assert len(lines) == 2, result.stdout
+    assert any(ln.endswith(": sleep 300") for ln in lines), lines
+    assert any(str(tmp_path / "base") in ln for ln in lines), lines
+    pids = [int(ln.split("pid ", 1)[1].split(":", 1)[0]) for ln in lines]
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
