@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import stat
 import subprocess
@@ -153,3 +154,22 @@ def test_light_commands_do_not_import_heavy_libraries(ipython_dir, argv):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "LOADED []" in result.stdout, result.stdout[-500:]
+
+
+def test_version():
+    from ipcluster_kit import __version__
+
+    result = run_kit("--version")
+    assert result.returncode == 0 and result.stdout == f"ipcluster-kit {__version__}\n"
+
+
+def test_show_plain_text_lists_settings_files_and_ports(ipython_dir):
+    run_kit("init", "p", "--ipython-dir", str(ipython_dir), "--ports", "20000-20019", "--engines", "3", check=True)
+    result = run_kit("show", "p", "--ipython-dir", str(ipython_dir), check=True)
+    out = result.stdout
+    assert f"Profile p in {ipython_dir / 'profile_p'}" in out
+    assert re.search(r"^\s*engines\s+3\s*$", out, re.M) and re.search(r"^\s*ports\s+\[20000, 20019\]", out, re.M), out
+    assert re.search(r"ipcontroller_config\.py\s*│\s*yes\s*│\s*0o600", out), out
+    assert "security/ipcontroller-client.json" in out and "written when the controller starts" in out
+    assert "Ports: 20000-20019; the split between engine and client ports" in out
+    assert result.stderr == ""

@@ -346,3 +346,20 @@ def test_an_explicit_missing_key_file_is_an_error_and_nothing_is_created(lab, ho
     assert result.returncode == 2, result.stderr
     one_error_line(result.stderr, f"key file {missing} (from {'$' if how != '--key-file' else ''}{how}) does not exist")
     assert not missing.parent.exists() and not lab.home.exists()
+
+
+def test_produce_start_and_json_status_text_and_collect_without_progress(lab):
+    address = lab.serve()
+    produced = lab.run("produce", "-a", address, "--start", "100", "--count", "5", "--json")
+    assert produced.returncode == 0, produced.stderr
+    assert json.loads(produced.stdout) == {"address": address, "first_job": 0, "submitted": 5, "closed": True, "total_jobs": 5}
+    status = lab.run("status", "-a", address)
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.startswith(f"{address}: 5 jobs (closed), 5 pending, 0 leased, 0 done (0 failed)"), status.stdout
+    lab.start("w", "work", "-a", address)
+    collected = lab.run("collect", "-a", address, "--no-progress", "--json")
+    assert collected.returncode == 0, collected.stderr
+    first_primes_from_100 = first_primes(105)[100:]
+    assert json.loads(collected.stdout)["results"] == first_primes_from_100  # nth_prime(100..104)
+    assert collected.stderr == ""  # no progress bar, no summary line with --json
+    assert lab.wait("w") == 0
