@@ -1,4 +1,4 @@
-"""The scheduler shoot-out at its default sizes: 5 Python schemes x hwm 1 and 0, plus pure.
+"""The scheme shoot-out at its default sizes: 5 Python schemes x hwm 1 and 0, plus pure.
 
 Eleven 2-engine clusters, one after another, each running 200 no-op tasks (throughput), 80 tasks of
 exponentially distributed CPU work (mean 15 ms, seed 0; makespan against the lower bound), and the
@@ -8,9 +8,9 @@ recommendation per workload and the total time (about 4 minutes on 2 cores; --qu
 
 Run: python benchmarks/bench_schedulers.py [--quick] [--engines 2] [--repeat 5] [--scheme S]... [--hwm N]...
      [--json FILE] [--plot FILE.png]
-Writes benchmarks/results/schedulers.json (a bench-schedulers v1 document; see
-src/ipcluster_kit/bench/schedulers.py). Equivalent to:
-  ipcluster-kit bench schedulers --engines 2 --json benchmarks/results/schedulers.json
+Writes benchmarks/results/schedulers.json (a bench-schemes v1 document; see docs/bench-json.md).
+Equivalent to:
+  ipcluster-kit bench schemes --engines 2 --json benchmarks/results/schedulers.json
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ REFERENCE_ENGINES = 2
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from ipcluster_kit.bench import results
-    from ipcluster_kit.bench import schedulers as sched
-    from ipcluster_kit.errors import KitError
+    from ipcluster_kit import api
+    from ipcluster_kit.bench.script import command_line, report_main
+    from ipcluster_kit.bench.shootout import report
+    from ipcluster_kit.bench.shootout.recommend import failures
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engines", type=int, default=REFERENCE_ENGINES)
@@ -40,38 +41,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", default=str(RESULT), help=f"result file (default {RESULT})")
     parser.add_argument("--plot", default=None, help="PNG plot file")
     args = parser.parse_args(argv)
-
-    config = sched.ShootoutConfig(
-        schemes=args.scheme, hwms=args.hwm, engines=args.engines, repeat=args.repeat, warmup=args.warmup,
-        quick=args.quick, task_kind=args.task_kind,
-        command=[Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
-    )  # fmt: skip
     started = time.monotonic()
-    try:
-        sched.validate(config)
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        results.check_writable(args.json, "--json")
-        document = sched.run_shootout(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
-    except KitError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
-    from rich.console import Console
-    from rich.markup import escape
 
-    console = Console(highlight=False, width=200)
-    console.print(sched.table(document))
-    for line in sched.lines(document):
-        console.print(f"• {escape(line)}", soft_wrap=True)
-    sched.write(args.json, document)
-    print(f"wrote {args.json}", file=sys.stderr)
-    if args.plot:
-        sched.plot(document, args.plot)
-        print(f"wrote {args.plot}", file=sys.stderr)
+    def run() -> dict:
+        return api.shootout(schemes=args.scheme, hwms=args.hwm, engines=args.engines, repeat=args.repeat,
+                            warmup=args.warmup, quick=args.quick, task_kind=args.task_kind, json_path=args.json,
+                            plot_path=args.plot, command=command_line(argv),
+                            progress=lambda message: print(message, file=sys.stderr, flush=True))  # fmt: skip
+
+    document = report_main(run, report.table, report.lines, failures, args.json, args.plot)
     print(f"total {time.monotonic() - started:.0f} s (shoot-out {document['total_seconds']:.0f} s)", file=sys.stderr)
-    failed = sched.failures(document)
-    if failed:
-        print(f"error: {failed[0]}", file=sys.stderr)
-        raise SystemExit(1)
     return document
 
 

@@ -65,7 +65,7 @@ def test_auto_chunk_size_comes_from_a_measured_overhead(cluster, client):
 
 def test_run_bench_on_a_given_cluster_with_scaling(cluster, tmp_path):
     doc = run_bench(BenchConfig(workloads=["all"], quick=True, repeat=1, warmup=0, scaling=True), cluster=cluster)
-    assert results.validation_errors(doc, full=True) == []
+    assert results.validation_errors(doc) == []
     assert doc["environment"]["cluster"]["source"] == "given"
     assert doc["environment"]["cluster"]["engines"] == ENGINES and doc["environment"]["workers"] == ENGINES
     failed = [(r["backend"], r["workload"], r["error"]) for r in doc["runs"] if r["status"] != "ok"]
@@ -85,8 +85,7 @@ def test_run_bench_on_a_given_cluster_with_scaling(cluster, tmp_path):
     (round1,) = doc["scaling"]["rounds"]
     assert round1["workers"] == 1 and {r["workers"] for r in round1["runs"] if r["backend"] != "serial"} == {1}
     assert all(r["status"] == "ok" for r in round1["runs"])
-    png = report.plot(doc, tmp_path / "scaling.png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report.png(doc)[:8] == b"\x89PNG\r\n\x1a\n"
     assert report.explanations(doc)
 
 
@@ -98,7 +97,7 @@ def test_cli_bench_all_quick_writes_valid_json_and_png(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     doc = json.loads(out.read_text())
-    assert results.validation_errors(doc, full=True) == []
+    assert results.validation_errors(doc) == []
     assert doc["environment"]["cluster"]["source"] == "temporary" and doc["environment"]["workers"] == 2
     assert doc["tool"]["command"][:3] == ["ipcluster-kit", "bench", "all"]
     assert all(len(r["foreign_cpus"]) == len(r["seconds"]) for r in doc["runs"])

@@ -188,7 +188,7 @@ def test_serves_copies_keeps_and_stops_on_sigint(jupyter_env, servers):
     from ipcluster_kit.notebooks import descendants
 
     below = wait_for(lambda: descendants(server.jupyter_pid), 60, what="a kernel below JupyterLab")
-    assert URL.fullmatch(url)
+    assert url == f"http://127.0.0.1:{port}/lab?token={server.token}" and re.fullmatch("[0-9a-f]{48}", server.token)
 
     code = server.stop(signal.SIGINT)
     assert code == 0, "".join(server.stderr)

@@ -93,10 +93,6 @@ def register(cls: type[Backend]) -> type[Backend]:
     return cls
 
 
-def backend_names() -> list[str]:
-    return list(BACKENDS)
-
-
 def make_backend(name: str) -> Backend:
     try:
         return BACKENDS[name]()
@@ -120,13 +116,17 @@ class Serial(Backend):
 # --- ipyparallel --------------------------------------------------------------------------------
 
 
+class MapTimeout(KitError):
+    """A map gave no result in time: its tasks still occupy the workers."""
+
+
 def _get(async_result: Any, timeout: float, what: str) -> list:
     import ipyparallel as ipp
 
     try:
         return list(async_result.get(timeout=timeout))
     except ipp.error.TimeoutError:
-        raise KitError(f"{what}: no result within {timeout:g} s") from None
+        raise MapTimeout(f"{what}: no result within {timeout:g} s") from None
 
 
 def engine_details(async_result: Any) -> dict | None:

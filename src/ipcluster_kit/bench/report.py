@@ -8,7 +8,6 @@ DirectView.map is slow, how the work is spread over its contiguous blocks.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 PARALLEL_ORDER = ("ipp-lbv-chunk1", "ipp-lbv-auto", "ipp-direct", "mp-pool", "process-pool", "manager-queue")
 COMPUTE_WORKLOADS = ("sum", "primes")
@@ -239,14 +238,16 @@ def quiet_speedups(document: dict, threshold: float = QUIET_CPUS) -> dict[str, d
     return out
 
 
-def plot(document: dict, path: str | Path) -> Path:
-    """Speedup and efficiency per backend and workload, no-op throughput, and scaling if measured."""
+def png(document: dict) -> bytes:
+    """The plot as PNG: speedup and efficiency per backend and workload, no-op throughput, and
+    scaling if measured."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
     runs = _runs_by(document)
     workloads = [w["name"] for w in document["workloads"] if w["name"] in COMPUTE_WORKLOADS]
     backends = [b for b in PARALLEL_ORDER if any((w, b) in runs for w in [*workloads, "overhead"])]
@@ -338,6 +339,7 @@ def plot(document: dict, path: str | Path) -> Path:
     env = document["environment"]
     fig.suptitle(f"ipcluster-kit bench — {env['workers']} workers, {env.get('cpu_count')} CPUs, "
                  f"{document['created']}", fontsize="medium")  # fmt: skip
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    return path
+    return buffer.getvalue()

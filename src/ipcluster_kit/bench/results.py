@@ -1,28 +1,27 @@
-"""The benchmark result document: versioned JSON with every raw timing and the environment.
+"""The benchmark result documents: versioned JSON with every raw timing and the environment.
 
-The format is described in ``docs/bench-json.md`` and fixed by the JSON Schema shipped beside this
-module (``schema/bench-result-v1.json``). ``schema`` and ``schema_version`` identify it; a change
-that breaks readers raises the version.
+The format is described in ``docs/bench-json.md`` and fixed by the JSON Schema
+``ipcluster_kit/schemas/bench-result-v1.json``. ``schema`` and ``schema_version`` identify it; a
+change that breaks readers raises the version. The parts every document of the ``bench`` family
+shares (the header, the statistics, the environment, a run entry) are built here, for the
+shoot-out's document too.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import os
 import platform
 import statistics
-from importlib import resources
-from pathlib import Path
 from typing import Any, Sequence
 
+from ipcluster_kit import schemas
 from ipcluster_kit.bench import stats
-from ipcluster_kit.errors import BadInput
 
-SCHEMA_NAME = "ipcluster-kit/bench-result"
-SCHEMA_VERSION = 1
-SCHEMA_FILE = "bench-result-v1.json"
+KIND = schemas.DocumentKind("ipcluster-kit/bench-result", 1, "bench-result-v1.json", "bench result",
+                            "write one with `ipcluster-kit bench --json FILE`")  # fmt: skip
+SCHEMA_NAME, SCHEMA_VERSION = KIND.name, KIND.version
 
 
 # --- building -----------------------------------------------------------------------------------
@@ -142,6 +141,23 @@ def round_entries(records: Sequence[Any], tasks_by_workload: dict[str, int]) -> 
     return [run_entry(r, serial.get(r.workload), tasks_by_workload[r.workload]) for r in records]
 
 
+def header(kind: schemas.DocumentKind, created: float, command: list[str] | None) -> dict:
+    """What every result document starts with: its schema, when it was made, by which tool and command."""
+    from ipcluster_kit import __version__
+
+    return {
+        "schema": kind.name,
+        "schema_version": kind.version,
+        "created": _dt.datetime.fromtimestamp(created, _dt.timezone.utc).isoformat(timespec="seconds"),
+        "tool": {"name": "ipcluster-kit", "version": __version__, "command": command},
+    }
+
+
+def statistics_block() -> dict:
+    """How every document summarises its timings."""
+    return {"center": "median", "interval": stats.CI_METHOD, "interval_level": stats.TARGET_COVERAGE}
+
+
 def build_document(
     *,
     config: Any,
@@ -157,7 +173,6 @@ def build_document(
     load_after: list,
     created: float,
 ) -> dict:
-    from ipcluster_kit import __version__
     from ipcluster_kit.bench.backends import BACKENDS
 
     tasks = {w.name: w.size for w in workloads}
@@ -196,10 +211,7 @@ def build_document(
             },
         })  # fmt: skip
     return {
-        "schema": SCHEMA_NAME,
-        "schema_version": SCHEMA_VERSION,
-        "created": _dt.datetime.fromtimestamp(created, _dt.timezone.utc).isoformat(timespec="seconds"),
-        "tool": {"name": "ipcluster-kit", "version": __version__, "command": getattr(config, "command", None)},
+        **header(KIND, created, getattr(config, "command", None)),
         "config": {
             "workloads": [w.name for w in workloads],
             "backends": list(backend_names),
@@ -212,9 +224,7 @@ def build_document(
             "timeout_seconds": config.timeout,
         },
         "statistics": {
-            "center": "median",
-            "interval": stats.CI_METHOD,
-            "interval_level": stats.TARGET_COVERAGE,
+            **statistics_block(),
             "speedup": "serial median / backend median",
             "speedup_interval": "serial interval low / backend interval high .. serial high / backend low",
             "efficiency": "speedup / workers",
@@ -234,137 +244,14 @@ def build_document(
     }
 
 
-# --- schema, reading, writing -------------------------------------------------------------------
+# --- reading -------------------------------------------------------------------------------------
 
 
-def schema() -> dict:
-    """The JSON Schema of the current version (shipped in the package)."""
-    text = resources.files("ipcluster_kit.bench").joinpath("schema", SCHEMA_FILE).read_text()
-    return json.loads(text)
-
-
-def validation_errors(document: Any, *, full: bool = False) -> list[str]:
-    """Why ``document`` is not a valid result document (empty when it is).
-
-    By default the parts the kit reads are checked here, quickly. ``full=True`` validates against
-    the shipped JSON Schema with ``jsonschema`` (in the test extra; importing it takes seconds
-    because of its optional format checkers, too slow for ``bench compare``).
-    """
-    if not isinstance(document, dict):
-        return ["not a JSON object"]
-    if document.get("schema") != SCHEMA_NAME:
-        return [f"not a bench result (schema is {document.get('schema')!r}, expected {SCHEMA_NAME!r})"]
-    if document.get("schema_version") != SCHEMA_VERSION:
-        return [f"unsupported schema_version {document.get('schema_version')!r} (this kit reads {SCHEMA_VERSION})"]
-    if not full:
-        return _structural_errors(document)
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(schema())
-    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
-    return [f"{'/'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message}" for e in errors]
-
-
-_TOP_KEYS = ("created", "tool", "config", "statistics", "environment", "workloads", "backends", "runs", "overhead", "scaling")
-_RUN_KEYS = {
-    "workload": str, "backend": str, "workers": int, "status": str, "verified": bool, "params": dict,
-    "warmup_seconds": list, "seconds": list,
-}  # fmt: skip
-_STATS_KEYS = ("n", "median", "min", "max", "mean", "ci_low", "ci_high", "coverage", "wide")
-
-
-def _number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _run_errors(where: str, runs: Any) -> list[str]:
-    if not isinstance(runs, list):
-        return [f"{where}: not a list"]
-    errors = []
-    for i, run in enumerate(runs):
-        at = f"{where}/{i}"
-        if not isinstance(run, dict):
-            errors.append(f"{at}: not an object")
-            continue
-        for key, kind in _RUN_KEYS.items():
-            if not isinstance(run.get(key), kind):
-                errors.append(f"{at}/{key}: missing or not {kind.__name__}")
-        if run.get("status") not in ("ok", "failed"):
-            errors.append(f"{at}/status: {run.get('status')!r} is not ok or failed")
-        if not all(_number(x) and x >= 0 for x in run.get("seconds") or []):
-            errors.append(f"{at}/seconds: not a list of non-negative numbers")
-        if run.get("status") == "ok":
-            st = run.get("stats")
-            if not run.get("seconds"):
-                errors.append(f"{at}/seconds: empty for an ok run")
-            if not isinstance(st, dict) or any(k not in st for k in _STATS_KEYS) or not _number(st.get("median")):
-                errors.append(f"{at}/stats: missing or incomplete for an ok run")
-            for key in ("speedup", "efficiency"):
-                if run.get(key) is not None and not _number(run.get(key)):
-                    errors.append(f"{at}/{key}: not a number")
-    return errors
-
-
-def _structural_errors(document: dict) -> list[str]:
-    errors = [f"{key}: missing" for key in _TOP_KEYS if key not in document]
-    if errors:
-        return errors
-    env = document["environment"]
-    if not isinstance(env, dict) or not isinstance(env.get("workers"), int) or not isinstance(env.get("cluster"), dict):
-        errors.append("environment: missing workers or cluster")
-    if not isinstance(document["workloads"], list) or not all(isinstance(w, dict) and "name" in w for w in document["workloads"]):
-        errors.append("workloads: not a list of workloads")
-    errors += _run_errors("runs", document["runs"])
-    scaling = document["scaling"]
-    if scaling is not None:
-        if not isinstance(scaling, dict) or not isinstance(scaling.get("rounds"), list):
-            errors.append("scaling: not an object with rounds")
-        else:
-            for j, rnd in enumerate(scaling["rounds"]):
-                errors += _run_errors(f"scaling/rounds/{j}/runs", rnd.get("runs") if isinstance(rnd, dict) else None)
-    return errors
+def validation_errors(document: Any) -> list[str]:
+    """Why ``document`` is not a valid result document (empty when it is), by its JSON Schema."""
+    return schemas.errors(document, KIND)
 
 
 def load(path: str | os.PathLike) -> dict:
     """Read and validate a result document; BadInput naming the file when it is not one."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise BadInput(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise BadInput(f"cannot read {str(path)!r}: not a text file") from None
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise BadInput(f"{str(path)!r} is not valid JSON ({exc})") from None
-    errors = validation_errors(document)
-    if errors:
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise BadInput(f"{str(path)!r} is not a valid bench result: {errors[0]}{more}")
-    return document
-
-
-def check_writable(path: str | os.PathLike, what: str) -> Path:
-    """Fail early (before minutes of benchmarking) when ``path`` cannot be written."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise BadInput(f"invalid {what} {str(path)!r}: it is a directory")
-    if not parent.is_dir():
-        raise BadInput(f"invalid {what} {str(path)!r}: directory {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise BadInput(f"invalid {what} {str(path)!r}: directory {str(parent)!r} is not writable")
-    return path
-
-
-def dumps(document: dict) -> str:
-    return json.dumps(document, indent=2, allow_nan=False) + "\n"
-
-
-def write(path: str | os.PathLike, document: dict) -> Path:
-    from ipcluster_kit.files import atomic_write
-
-    path = Path(path)
-    atomic_write(path, dumps(document))
-    return path
+    return schemas.load_document(path, KIND)

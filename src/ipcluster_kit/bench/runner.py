@@ -25,9 +25,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
-from ipcluster_kit.bench.backends import BACKENDS, Backend, BenchContext, make_backend
+from ipcluster_kit.bench.backends import BACKENDS, Backend, BenchContext, MapTimeout, make_backend
+from ipcluster_kit.bench.failures import describe
 from ipcluster_kit.bench.workloads import WORKLOAD_NAMES, Workload, make_workload
 from ipcluster_kit.errors import BadInput, KitError
+from ipcluster_kit.validate import check_count, check_seconds
 
 DEFAULT_REPEAT = 5
 DEFAULT_WARMUP = 1
@@ -80,21 +82,29 @@ class RunRecord:
     foreign_cpus: list[float | None] = field(default_factory=list)  # other work during each timed run
     details: list[dict | None] = field(default_factory=list)  # backend facts per timed run (engine busy time)
     error: str | None = None
+    traceback: list[str] | None = None  # the engines' traceback, when a task raised there
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
+    def clear_times(self) -> None:
+        self.seconds.clear()
+        self.warmup_seconds.clear()
+        self.foreign_cpus.clear()
+        self.details.clear()
 
-def expand_workloads(names: Sequence[str]) -> list[str]:
+
+def expand_workloads(names: Sequence[str], choices: Sequence[str] = WORKLOAD_NAMES, hint: str = "") -> list[str]:
+    """The workload names asked for, in order, ``all`` expanded to ``choices``, each once."""
     out: list[str] = []
     for name in names or ("all",):
         if name == "all":
-            picked = list(WORKLOAD_NAMES)
-        elif name in WORKLOAD_NAMES:
+            picked = list(choices)
+        elif name in choices:
             picked = [name]
         else:
-            raise BadInput(f"unknown workload {name!r} (choose from {', '.join(WORKLOAD_NAMES)}, all)")
+            raise BadInput(f"unknown workload {name!r} (choose from {', '.join(choices)}, all{hint})")
         out.extend(p for p in picked if p not in out)
     return out
 
@@ -113,14 +123,12 @@ def expand_backends(names: Sequence[str] | None) -> list[str]:
 
 def validate(config: BenchConfig) -> tuple[list[Workload], list[str]]:
     """Check every value before anything starts; BadInput names the first bad one."""
-    if config.repeat < 1:
-        raise BadInput(f"invalid --repeat {config.repeat}: at least 1 timed repeat is needed")
-    if config.warmup < 0:
-        raise BadInput(f"invalid --warmup {config.warmup}: it must be 0 or more")
-    if config.engines is not None and config.engines < 1:
-        raise BadInput(f"invalid --engines {config.engines}: at least 1 engine is needed")
-    if not config.timeout > 0:
-        raise BadInput(f"invalid --timeout {config.timeout:g}: it must be more than 0 seconds")
+    check_count("--repeat", config.repeat, 1)
+    check_count("--warmup", config.warmup, 0)
+    if config.engines is not None:
+        check_count("--engines", config.engines, 1)
+    check_seconds("--timeout", config.timeout)
+    check_seconds("--cluster-timeout", config.cluster_timeout)
     names = expand_workloads(config.workloads)
     workloads = [make_workload(n, config.quick, tasks=config.tasks, sum_n=config.sum_n) for n in names]
     return workloads, expand_backends(config.backends)
@@ -183,8 +191,10 @@ def open_cluster(
         yield cluster, "temporary"
 
 
-class _Steps:
-    def __init__(self, total: int, progress: ProgressFn):
+class Steps:
+    """Counts the measuring steps for a progress bar: ``progress(description, done, total)``."""
+
+    def __init__(self, total: int, progress: ProgressFn = _no_progress):
         self.done, self.total, self.progress = 0, total, progress
 
     def note(self, description: str) -> None:
@@ -195,23 +205,60 @@ class _Steps:
         self.progress(description, self.done, self.total)
 
 
-def _describe_error(exc: BaseException) -> str:
-    message = exc.message if isinstance(exc, KitError) else f"{type(exc).__name__}: {exc}"
-    return " ".join(str(message).split())[:500]
+Check = Callable[[Workload, Any], "str | None"]
 
 
-def _measure_round(
+def against_serial(refs: dict[str, Reference]) -> Check:
+    """The usual check: every result equal to the serial reference run's."""
+    return lambda workload, got: first_mismatch(got, refs[workload.name].results)
+
+
+def _fail(record: RunRecord, prefix: str, exc: BaseException) -> None:
+    line, traceback = describe(exc)
+    record.error, record.traceback = f"{prefix}: {line}", traceback
+
+
+def _time_once(backend: Backend, workload: Workload, record: RunRecord, warm: bool, check: Check, load_probe: Any) -> None:
+    """One run of ``workload`` on ``backend``: verified first, then its time (and facts) kept."""
+    snapshot = None if warm or load_probe is None else load_probe.start()
+    start = time.perf_counter()
+    got = backend.run(workload)
+    elapsed = time.perf_counter() - start
+    foreign = load_probe.foreign_cpus(snapshot) if snapshot is not None else None
+    detail = backend.details()
+    mismatch = check(workload, got)
+    if mismatch is not None:
+        record.error = f"results are wrong: {mismatch}"
+    elif warm:
+        record.warmup_seconds.append(elapsed)
+    else:
+        record.seconds.append(elapsed)
+        record.foreign_cpus.append(foreign)
+        record.details.append(detail)
+
+
+def measure_round(
     ctx: BenchContext,
     backends: list[Backend],
     workloads: list[Workload],
-    refs: dict[str, Reference],
-    config: BenchConfig,
-    steps: _Steps,
+    *,
+    warmup: int,
+    repeat: int,
+    check: Check,
+    task_seconds: dict[str, Sequence[float] | None],
+    steps: Steps | None = None,
     load_probe: Any = None,
 ) -> list[RunRecord]:
-    """One round at ``ctx.workers`` workers: set up, warm up, time, tear down."""
+    """One round at ``ctx.workers`` workers: set up, then per workload ``warmup`` untimed and
+    ``repeat`` timed runs of every backend (the order rotating from run to run), tear down.
+
+    A run counts only after ``check(workload, results)`` passed; a failure fails that backend on
+    that workload (none of its times count). A map that timed out leaves its tasks on the
+    workers, so that backend is abandoned for the workloads after it.
+    """
+    steps = steps or Steps(0)
     records: list[RunRecord] = []
-    setup_errors: dict[str, str] = {}
+    failed_early: dict[str, str] = {}  # setup failures, and backends abandoned after a timeout
     ready: list[Backend] = []
     try:
         for backend in backends:
@@ -220,70 +267,49 @@ def _measure_round(
                 backend.setup(ctx)
                 ready.append(backend)
             except Exception as exc:
-                setup_errors[backend.name] = f"setup failed: {_describe_error(exc)}"
+                failed_early[backend.name] = f"setup failed: {describe(exc)[0]}"
         for workload in workloads:
-            ref = refs[workload.name]
-            by_name = {
-                b.name: RunRecord(workload.name, b.name, b.workers(ctx), error=setup_errors.get(b.name))
-                for b in backends
-            }
+            by_name = {b.name: RunRecord(workload.name, b.name, b.workers(ctx), error=failed_early.get(b.name)) for b in backends}
             alive = []
             for backend in ready:
+                record = by_name[backend.name]
+                if not record.ok:
+                    continue
                 try:
-                    by_name[backend.name].params = backend.prepare(workload, ref.task_seconds)
+                    record.params = backend.prepare(workload, task_seconds.get(workload.name))
                     alive.append(backend)
                 except Exception as exc:
-                    by_name[backend.name].error = f"prepare failed: {_describe_error(exc)}"
-            for round_no in range(config.warmup + config.repeat):
-                warm = round_no < config.warmup
+                    _fail(record, "prepare failed", exc)
+            for round_no in range(warmup + repeat):
+                warm = round_no < warmup
                 shift = round_no % len(alive) if alive else 0
                 for backend in alive[shift:] + alive[:shift]:
                     record = by_name[backend.name]
-                    label = f"{workload.name} / {backend.name} ({'warm-up' if warm else 'repeat'} {round_no + 1 - (0 if warm else config.warmup)})"
+                    label = f"{workload.name} / {backend.name} ({'warm-up' if warm else 'repeat'} {round_no + 1 - (0 if warm else warmup)})"
                     if record.ok:
                         steps.note(label)
                         try:
-                            snapshot = load_probe.start() if load_probe else None
-                            start = time.perf_counter()
-                            got = backend.run(workload)
-                            elapsed = time.perf_counter() - start
-                            foreign = load_probe.foreign_cpus(snapshot) if load_probe else None
-                            detail = backend.details()
-                            mismatch = first_mismatch(got, ref.results)
+                            _time_once(backend, workload, record, warm, check, load_probe)
+                        except MapTimeout as exc:
+                            _fail(record, "run failed", exc)
+                            failed_early[backend.name] = f"abandoned: {workload.name} timed out, its tasks still occupy the workers"
                         except Exception as exc:
-                            elapsed, mismatch = None, None
-                            record.error = f"run failed: {_describe_error(exc)}"
-                        if mismatch is not None:
-                            record.error = f"results differ from serial: {mismatch}"
-                        if record.ok:  # verified: now the time counts
-                            if warm:
-                                record.warmup_seconds.append(elapsed)
-                            else:
-                                record.seconds.append(elapsed)
-                                record.foreign_cpus.append(foreign)
-                                record.details.append(detail)
-                        else:
-                            record.seconds.clear()
-                            record.warmup_seconds.clear()
-                            record.foreign_cpus.clear()
-                            record.details.clear()
+                            _fail(record, "run failed", exc)
                     steps.advance(label)
             for backend in backends:
                 # failed before any round (setup/prepare): the steps it would have taken are skipped
                 if backend not in alive:
-                    for _ in range(config.warmup + config.repeat):
+                    for _ in range(warmup + repeat):
                         steps.advance(f"{workload.name} / {backend.name} (skipped)")
+            for record in by_name.values():
+                if not record.ok:  # none of a failed backend's times count
+                    record.clear_times()
             records.extend(by_name[b.name] for b in backends)
     finally:
         for backend in ready:
             with contextlib.suppress(Exception):
                 backend.teardown()
     return records
-
-
-def _connect(cluster: Any, timeout: float):
-    client = cluster.connect(timeout=min(timeout, 120.0))
-    return client
 
 
 def run_bench(
@@ -331,7 +357,7 @@ def run_bench(
                 workers = config.engines or os.cpu_count() or 1
             engine_ids: list[int] = []
             if needs_cluster:
-                client = _connect(cl, config.cluster_timeout)
+                client = cl.connect(timeout=min(config.cluster_timeout, 120.0))
                 engine_ids = sorted(client.ids)
                 if len(engine_ids) < workers:
                     raise KitError(f"only {len(engine_ids)} engine(s) answer, {workers} expected")
@@ -345,13 +371,16 @@ def run_bench(
                 load_probe = LoadProbe()
             counts = [workers] + (list(range(1, workers)) if config.scaling else [])
             per_round = len(active_names) * len(workloads) * (config.warmup + config.repeat)
-            steps = _Steps(per_round * len(counts), progress)
+            steps = Steps(per_round * len(counts), progress)
             rounds: list[tuple[int, list[RunRecord]]] = []
             for k in counts:
                 targets = None if (k == len(engine_ids) or not engine_ids) else engine_ids[:k]
                 ctx = BenchContext(workers=k, timeout=config.timeout, cluster=cl, client=client, targets=targets)
                 round_backends = [make_backend(name) for name in active_names]
-                rounds.append((k, _measure_round(ctx, round_backends, workloads, refs, config, steps, load_probe)))
+                records = measure_round(ctx, round_backends, workloads, warmup=config.warmup, repeat=config.repeat,
+                                        check=against_serial(refs), steps=steps, load_probe=load_probe,
+                                        task_seconds={name: ref.task_seconds for name, ref in refs.items()})  # fmt: skip
+                rounds.append((k, records))
         finally:
             if client is not None:
                 with contextlib.suppress(Exception):

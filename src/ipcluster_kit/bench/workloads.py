@@ -95,11 +95,12 @@ def make_workload(name: str, quick: bool = False, *, tasks: int | None = None, s
     primes; overhead: the count of no-op tasks); ``sum_n`` overrides ``n`` of the sum workload.
     """
     from ipcluster_kit.errors import BadInput
+    from ipcluster_kit.validate import check_count
 
-    if tasks is not None and tasks < 1:
-        raise BadInput(f"invalid --tasks {tasks}: a workload needs at least 1 task")
-    if sum_n is not None and sum_n < 1:
-        raise BadInput(f"invalid --sum-n {sum_n}: it must be at least 1")
+    if tasks is not None:
+        check_count("--tasks", tasks, 1)
+    if sum_n is not None:
+        check_count("--sum-n", sum_n, 1)
     if name == "sum":
         n = sum_n if sum_n is not None else (QUICK_SUM_N if quick else SUM_N)
         return sum_workload(n, tasks if tasks is not None else (QUICK_SUM_REPEATS if quick else SUM_REPEATS))

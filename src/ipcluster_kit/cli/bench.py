@@ -1,7 +1,7 @@
-"""``ipcluster-kit bench [sum|primes|overhead|all]`` and ``bench compare A.json B.json``.
+"""``ipcluster-kit bench [sum|primes|overhead|all]``, ``bench compare A.json B.json``, ``bench backends``.
 
-``bench`` is a group whose first argument is either a subcommand (``run``, ``compare``; room for
-more) or a workload name: anything that is not a subcommand is handed to ``run``, so
+``bench schemes`` (the shoot-out) lives in ``cli/bench_schemes.py``. ``bench`` is a group whose
+first argument is either a subcommand (``run``, ``compare``, ...) or a workload name: anything that is not a subcommand is handed to ``run``, so
 ``bench primes --quick`` means ``bench run primes --quick``. Everything heavy (ipyparallel,
 matplotlib) is imported inside the commands.
 """
@@ -40,35 +40,39 @@ bench_app = typer.Typer(
 )
 
 
-class _NoBar:
-    """Stands in for the progress bar when stderr is not a terminal (logs, tests): prints nothing."""
-
-    def __enter__(self) -> "_NoBar":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        pass
-
-    def add_task(self, *args: Any, **kwargs: Any) -> int:
-        return 0
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def refresh(self) -> None:
-        pass
-
-
 def _progress_bar():
-    if not err_console.is_terminal:
-        return _NoBar()
+    """A Rich progress bar on a terminal; disabled (prints nothing) in logs and pipes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     # auto_refresh=False: no refresh thread competing for the GIL with the serial timings.
     return Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), console=err_console, transient=True, auto_refresh=False,
+        disable=not err_console.is_terminal,
     )  # fmt: skip
+
+
+def render_result(table: Any, lines: List[str], json_file: Optional[Path], plot_file: Optional[Path],
+                  failed: List[str], what: str) -> None:  # fmt: skip
+    """The table and the notes on stdout (unless the JSON goes there), and where the files went;
+    then exit 1 with one line when ``failed`` lists failed runs (``what`` names them)."""
+    from rich.markup import escape
+
+    from ipcluster_kit.errors import KitError
+
+    out = err_console if str(json_file) == "-" or str(plot_file) == "-" else console
+    out.print(table)
+    for line in lines:
+        out.print(f"• {escape(line)}", soft_wrap=True, highlight=False)
+    for label, path in (("result", json_file), ("plot", plot_file)):
+        if path is not None and str(path) != "-":
+            out.print(f"{label}: {path}", highlight=False)
+    if failed:
+        raise KitError(f"{len(failed)} {what} failed; first: {failed[0]}")
+
+
+JSON_OPTION = typer.Option(None, "--json", help="Write the result document (JSON) to FILE (- for standard output).")
+PLOT_OPTION = typer.Option(None, "--plot", help="Write a PNG plot to FILE.")
 
 
 @bench_app.command("run")
@@ -89,8 +93,8 @@ def run(
         None, "--backend", "-b",
         help="Backend to run (repeatable; default: all). serial always runs. See `bench backends`.",
     ),  # fmt: skip
-    json_file: Optional[Path] = typer.Option(None, "--json", help="Write the result document (JSON) to FILE."),
-    plot_file: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG plot to FILE."),
+    json_file: Optional[Path] = JSON_OPTION,
+    plot_file: Optional[Path] = PLOT_OPTION,
     quick: bool = typer.Option(False, "--quick", help="Small workload sizes (seconds, for tests)."),
     scaling: bool = typer.Option(False, "--scaling", help="Also measure with 1..N-1 workers (for the plot)."),
     tasks: Optional[int] = typer.Option(None, "--tasks", help="Number of tasks of each workload."),
@@ -98,51 +102,24 @@ def run(
     timeout: float = typer.Option(600.0, "--timeout", help="Seconds one map call may take before it counts as failed."),
 ) -> None:
     """Run workloads on every backend, check results against serial, time them, report."""
-    from ipcluster_kit.bench import results
-    from ipcluster_kit.bench.runner import BenchConfig, failures, run_bench, validate
-    from ipcluster_kit.errors import BadInput, KitError
-
-    config = BenchConfig(
-        workloads=workloads or ["all"], backends=backend or None, repeat=repeat, warmup=warmup, quick=quick,
-        profile=profile, ipython_dir=str(ipython_dir) if ipython_dir else None, engines=engines,
-        scaling=scaling, tasks=tasks, sum_n=sum_n, timeout=timeout, command=["ipcluster-kit", *sys.argv[1:]],
-    )  # fmt: skip
-    validate(config)
-    if json_file is not None:
-        results.check_writable(json_file, "--json")
-    if plot_file is not None:
-        if plot_file.suffix.lower() != ".png":
-            raise BadInput(f"invalid --plot {str(plot_file)!r}: the plot is a PNG file, name it *.png")
-        results.check_writable(plot_file, "--plot")
+    from ipcluster_kit import api
+    from ipcluster_kit.bench import report
+    from ipcluster_kit.bench.runner import failures
 
     with _progress_bar() as bar:
         task = bar.add_task("starting", total=None)
 
         def progress(description: str, done: int, total: int) -> None:
-            if total:
-                bar.update(task, description=description, completed=done, total=total)
-            else:
-                bar.update(task, description=description)
+            bar.update(task, description=description, **({"completed": done, "total": total} if total else {}))
             bar.refresh()
 
-        document = run_bench(config, progress=progress)
-
-    from ipcluster_kit.bench import report
-
-    console.print(report.table(document))
-    from rich.markup import escape
-
-    for note in report.explanations(document):
-        console.print(f"• {escape(note)}", soft_wrap=True, highlight=False)
-    if json_file is not None:
-        results.write(json_file, document)
-        console.print(f"result: {json_file}")
-    if plot_file is not None:
-        report.plot(document, plot_file)
-        console.print(f"plot: {plot_file}")
-    failed = failures(document)
-    if failed:
-        raise KitError(f"{len(failed)} backend run(s) failed; first: {failed[0]}")
+        document = api.bench(
+            workloads or ["all"], backends=backend, repeat=repeat, warmup=warmup, quick=quick, profile=profile,
+            ipython_dir=ipython_dir, engines=engines, scaling=scaling, tasks=tasks, sum_n=sum_n, timeout=timeout,
+            json_path=json_file, plot_path=plot_file, command=["ipcluster-kit", *sys.argv[1:]], progress=progress,
+        )  # fmt: skip
+    render_result(report.table(document), report.explanations(document), json_file, plot_file, failures(document),
+                  "backend run(s)")  # fmt: skip
 
 
 @bench_app.command("compare")
@@ -183,17 +160,8 @@ def backends(json_output: bool = typer.Option(False, "--json", help="Print the l
     console.print(t)
 
 
-# Subcommands that live in modules of their own (each with ``register(bench_app)``), added when present.
-OPTIONAL_SUBCOMMANDS = ("bench_schedulers",)
-
-
 def register(app: typer.Typer) -> None:
-    import importlib
+    from ipcluster_kit.cli import bench_schemes
 
-    for name in OPTIONAL_SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"ipcluster_kit.cli.{name}")
-        except ImportError:
-            continue
-        module.register(bench_app)
+    bench_schemes.register(bench_app)
     app.add_typer(bench_app, name="bench")

@@ -16,8 +16,8 @@ def init(
     ip: Optional[str] = typer.Option(None, help="Interface the controller listens on (127.0.0.1, 0.0.0.0 or an address)."),
     location: Optional[str] = typer.Option(None, help="Address engines and clients use to reach the controller."),
     ports: Optional[str] = typer.Option(None, help="Fixed controller port range A-B (so a firewall can be opened)."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", "--scheme", help="Task scheme: lru, leastload, weighted, plainrandom, twobin, pure, or auto (with --from-bench)."),
-    from_bench: Optional[Path] = typer.Option(None, help="A `bench schedulers --json` result: take its recommended scheme and hwm."),
+    scheme: Optional[str] = typer.Option(None, "--scheme", "--scheduler", help="Task scheme: lru, leastload, weighted, plainrandom, twobin, pure, or auto (with --from-bench). --scheduler is an alias."),
+    from_bench: Optional[Path] = typer.Option(None, help="A `bench schemes --json` result: take its recommended scheme and hwm."),
     bench_workload: Optional[str] = typer.Option(None, help="With --from-bench: whose recommendation (default: your function, else hetero, primes, sum)."),
     hwm: Optional[int] = typer.Option(None, help="Tasks outstanding per engine (0 = no limit)."),
     launcher: Optional[str] = typer.Option(None, help="Engine launcher, as ipyparallel names it (local, ssh, mpi, slurm, pbs, ...)."),
@@ -40,31 +40,24 @@ def init(
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Create a profile that ipcontroller, ipcluster and ipp.Cluster use as it is."""
-    from ipcluster_kit.profile.render import batch_script_preview
-    from ipcluster_kit.profile.spec import build_spec
-    from ipcluster_kit.profile.store import ensure_ipython_dir_writable, plan_write, write_profile
+    from ipcluster_kit import api
 
-    note = None
-    if scheduler == "auto" or from_bench is not None:
-        from ipcluster_kit.bench.schedulers import resolve_auto_scheduler
-
-        scheduler, hwm, note = resolve_auto_scheduler(scheduler, hwm, from_bench, bench_workload)
-    spec = build_spec(
-        name, preset=preset, ip=ip, location=location, ports=ports, scheme=scheduler, hwm=hwm,
-        launcher=launcher, engines=engines, hosts=host, encrypt=encrypt, remote_python=remote_python,
-        remote_profile_dir=remote_profile_dir, ssh_config=ssh_config, queue=queue, walltime=walltime, account=account,
+    made = api.init_profile(
+        name, ipython_dir=ipython_dir, scheme=scheme, hwm=hwm, from_bench=from_bench, bench_workload=bench_workload,
+        force=force, dry_run=dry_run, preset=preset, ip=ip, location=location, ports=ports, launcher=launcher,
+        engines=engines, hosts=host, encrypt=encrypt, remote_python=remote_python, remote_profile_dir=remote_profile_dir,
+        ssh_config=ssh_config, queue=queue, walltime=walltime, account=account,
         nodes=nodes, tasks_per_node=tasks_per_node, batch_options=batch_option, mpi=mpi,
     )  # fmt: skip
-    plan = plan_write(spec, ipython_dir)
-    batch_script = batch_script_preview(spec, plan.profile_dir)
-    warning = spec.exposure_warning()
+    spec, plan, batch_script, note = made.spec, made.plan, made.batch_script, made.note
+    warnings = made.warnings
 
     if dry_run:
         if plan.exists and not force:
             warn(f"profile {name!r} exists; writing it would need --force")
         if json_output:
             print_json({"dry_run": True, "profile_dir": str(plan.profile_dir), "files": plan.files,
-                        "diff": plan.diff(), "batch_script": batch_script, "warnings": [warning] if warning else []})  # fmt: skip
+                        "diff": plan.diff(), "batch_script": batch_script, "warnings": warnings})  # fmt: skip
             return
         # Plain writes, not Rich: the files must appear exactly as they would be written.
         for file_name, text in plan.files.items():
@@ -76,20 +69,19 @@ def init(
         if plan.exists:
             print("==> diff against the existing profile <==")
             print(plan.diff() or "(no change)\n", end="")
-        if warning:
+        for warning in warnings:
             warn(warning)
         console.print("[dim]dry run: nothing was written[/]")
         return
 
-    ensure_ipython_dir_writable(ipython_dir)
-    backup = write_profile(plan, force=force)
+    backup = made.backup_dir
     if json_output:
         print_json({"profile_dir": str(plan.profile_dir), "files": sorted(plan.files), "settings": spec.to_record(),
-                    "backup_dir": str(backup) if backup else None, "warnings": [warning] if warning else []})  # fmt: skip
-        if warning:
+                    "backup_dir": str(backup) if backup else None, "warnings": warnings})  # fmt: skip
+        for warning in warnings:
             warn(warning)
         return
-    if warning:
+    for warning in warnings:
         warn(warning)
     if note:
         console.print(note)

@@ -41,6 +41,11 @@ SCHEMES = ("lru", "leastload", "weighted", "plainrandom", "twobin", "pure")
 DEFAULT_SCHEME = "leastload"
 # "pure" hands tasks out with ZeroMQ's own load balancing: there is no hwm to set.
 SCHEMES_WITHOUT_HWM = ("pure",)
+# What ipyparallel's C scheduler gives up against the Python schemes; said wherever pure is chosen.
+PURE_TRADEOFFS = (
+    "no hwm (every task is dealt out at once), no report of a crashed engine (its tasks never finish),"
+    " and the engine-id gap (a client that saw engine 1 register before engine 0 refuses load-balanced tasks)"
+)
 
 # How often the controller's heart monitor pings engines (ms). An engine's registration
 # completes on a heartbeat, so this bounds bring-up time; ipyparallel's default is 3000.
@@ -142,6 +147,12 @@ class ProfileSpec:
             "those ports and obtains the connection file's HMAC key can run code as you, and all traffic "
             "(code, data, results) crosses the network in clear text. Use --encrypt (CurveZMQ)."
         )
+
+    def scheme_warning(self) -> str | None:
+        """The one-line warning owed when the profile uses the ``pure`` scheme."""
+        if self.scheme != "pure":
+            return None
+        return f"profile {self.name!r} uses the pure scheme: fast, but {PURE_TRADEOFFS}; {DEFAULT_SCHEME} (the default) has none of these"
 
     def to_record(self) -> dict[str, Any]:
         """The machine-readable record written to ``ipcluster_kit.toml`` (TOML has no None)."""

@@ -1,4 +1,4 @@
-"""The scheduler shoot-out: heterogeneous tasks and their bound, combinations, the user's function,
+"""The scheme shoot-out: heterogeneous tasks and their bound, combinations, the user's function,
 the recommendation and its ties, init's `auto`, bad input; and end to end: every scheme read back
 from its controller, the CLI writing JSON and a plot, a raising function, and the pure trap."""
 
@@ -16,15 +16,17 @@ import pytest
 
 from helpers import Controller, wait_for
 from ipcluster_kit.bench import hetero, stats
-from ipcluster_kit.bench import schedulers as sched
+from ipcluster_kit.bench import failures
+from ipcluster_kit.bench.shootout import controller, plan, recommend, userfunc
+from ipcluster_kit.bench.shootout import run as srun
 from ipcluster_kit.errors import BadInput
-from ipcluster_kit.profile.spec import SCHEMES
+from ipcluster_kit.profile.spec import PURE_TRADEOFFS, SCHEMES
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    """``ipcluster-kit bench schedulers ARGS`` in ``cwd``."""
+    """``ipcluster-kit bench schemes ARGS`` in ``cwd``."""
     env = os.environ.copy()
     env.setdefault("COLUMNS", "200")
-    return subprocess.run([sys.executable, "-m", "ipcluster_kit", "bench", "schedulers", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "ipcluster_kit", "bench", "schemes", *args], capture_output=True,
                           text=True, env=env, cwd=cwd, timeout=timeout)  # fmt: skip
 
 
@@ -115,33 +117,33 @@ def test_unknown_task_kind_is_bad_input():
 
 
 def test_default_combinations_run_pure_once():
-    combos = sched.combinations()
+    combos = plan.combinations()
     assert len(combos) == 11
-    assert [c.key for c in combos if c.scheme == "pure"] == [("pure", None)]
+    assert [(c.scheme, c.hwm) for c in combos if c.scheme == "pure"] == [("pure", None)]
     assert {c.scheme for c in combos} == set(SCHEMES)
     assert [(c.scheme, c.hwm) for c in combos[:2]] == [("lru", 1), ("lru", 0)]
     assert combos[-1].label == "pure (hwm n/a)" and combos[2].label == "leastload, hwm=1"
 
 
 def test_combinations_keep_order_and_drop_duplicates():
-    combos = sched.combinations(["pure", "weighted", "pure"], [0, 2, 0])
-    assert [c.key for c in combos] == [("pure", None), ("weighted", 0), ("weighted", 2)]
+    combos = plan.combinations(["pure", "weighted", "pure"], [0, 2, 0])
+    assert [(c.scheme, c.hwm) for c in combos] == [("pure", None), ("weighted", 0), ("weighted", 2)]
 
 
 @pytest.mark.parametrize("schemes, hwms, word", [(["fastest"], None, "'fastest'"), (["lru"], [-1], "-1"),
                                                  (["schemename"], [1], "schemename")])  # fmt: skip
 def test_bad_combinations_are_bad_input(schemes, hwms, word):
     with pytest.raises(BadInput, match=word):
-        sched.combinations(schemes, hwms)
+        plan.combinations(schemes, hwms)
 
 
 def test_quick_means_small_sizes_three_repeats_no_warmup():
-    plan = sched.validate(sched.ShootoutConfig(quick=True, engines=2))
-    assert (plan.repeat, plan.warmup, plan.sizes) == (3, 0, sched.QUICK_SIZES)
-    assert [w.name for w in plan.workloads] == ["overhead", "hetero", "sum", "primes"]
-    plan = sched.validate(sched.ShootoutConfig(workloads=["hetero"], hetero_tasks=7, hetero_mean=0.5, seed=3, engines=3))
-    (w,) = plan.workloads
-    assert (plan.repeat, plan.warmup, w.size, plan.engines) == (5, 1, 7, 3)
+    got = plan.validate(plan.ShootoutConfig(quick=True, engines=2))
+    assert (got.repeat, got.warmup, got.sizes) == (3, 0, plan.QUICK_SIZES)
+    assert [w.name for w in got.workloads] == ["overhead", "hetero", "sum", "primes"]
+    got = plan.validate(plan.ShootoutConfig(workloads=["hetero"], hetero_tasks=7, hetero_mean=0.5, seed=3, engines=3))
+    (w,) = got.workloads
+    assert (got.repeat, got.warmup, w.size, got.engines) == (5, 1, 7, 3)
     assert hetero.durations_of(w) == hetero.exponential_durations(7, 0.5, 3)
 
 
@@ -152,12 +154,15 @@ def test_quick_means_small_sizes_three_repeats_no_warmup():
         ({"timeout": 0}, "--timeout"), ({"hetero_tasks": 0}, "--hetero-tasks"), ({"hetero_mean": 0}, "--hetero-mean"),
         ({"task_kind": "spin"}, "--task-kind"), ({"args_file": "x.json"}, "--function"),
         ({"workloads": ["fibonacci"]}, "fibonacci"), ({"function": "no colon"}, "module:function"),
-        ({"function": "json:dumps"}, "--args"), ({"tasks": 0}, "--tasks"),
+        ({"function": "json:dumps"}, "--args"), ({"tasks": 0}, "--tasks"), ({"sum_n": 0}, "--sum-n 0"),
+        ({"hetero_mean": float("nan")}, "--hetero-mean nan"), ({"hetero_mean": 61}, "at most 60"),
+        ({"cluster_timeout": float("inf")}, "--cluster-timeout inf"), ({"timeout": -1}, "--timeout -1"),
+        ({"hwms": [-1]}, "--hwm -1"), ({"schemes": ["fastest"]}, "'fastest'"),
     ],
 )  # fmt: skip
 def test_bad_configuration_is_bad_input(changes, word):
     with pytest.raises(BadInput, match=word):
-        sched.validate(sched.ShootoutConfig(**changes))
+        plan.validate(plan.ShootoutConfig(**changes))
 
 
 # --- the user's function ------------------------------------------------------------------------
@@ -181,11 +186,11 @@ def user_module(tmp_path, monkeypatch):
 
 def test_args_from_json_and_from_python(tmp_path):
     (tmp_path / "a.json").write_text("[1, [2, 3], {\"k\": 4}]")
-    assert sched.load_args(tmp_path / "a.json") == [1, [2, 3], {"k": 4}]
+    assert userfunc.load_args(tmp_path / "a.json") == [1, [2, 3], {"k": 4}]
     (tmp_path / "a.py").write_text("ARGS = [n * 10 for n in range(4)]\n")
-    assert sched.load_args(tmp_path / "a.py") == [0, 10, 20, 30]
+    assert userfunc.load_args(tmp_path / "a.py") == [0, 10, 20, 30]
     (tmp_path / "r.py").write_text("ARGS = range(3)\n")
-    assert sched.load_args(tmp_path / "r.py") == [0, 1, 2]
+    assert userfunc.load_args(tmp_path / "r.py") == [0, 1, 2]
 
 
 @pytest.mark.parametrize(
@@ -204,13 +209,13 @@ def test_bad_args_files_are_bad_input(tmp_path, name, text, word):
     if text is not None:
         (tmp_path / name).write_text(text)
     with pytest.raises(BadInput, match=word) as info:
-        sched.load_args(tmp_path / name)
+        userfunc.load_args(tmp_path / name)
     assert name in info.value.message
 
 
 def test_a_function_from_the_current_directory(tmp_path, user_module):
     (tmp_path / "args.json").write_text("[1, 2]")
-    user = sched.load_user_function(f"{user_module}:work", "args.json")
+    user = userfunc.load_user_function(f"{user_module}:work", "args.json")
     assert user.func(2) == 4 and user.args == [1, 2]
     assert user.module_dir == str(tmp_path.resolve())
     assert user.workload().name == "user" and user.workload().size == 2
@@ -221,7 +226,7 @@ def test_a_function_from_the_current_directory(tmp_path, user_module):
 def test_bad_functions_are_bad_input(tmp_path, user_module, spec, word):
     (tmp_path / "args.json").write_text("[1]")
     with pytest.raises(BadInput, match=word):
-        sched.load_user_function(spec.format(mod=user_module), "args.json")
+        userfunc.load_user_function(spec.format(mod=user_module), "args.json")
 
 
 def test_remote_errors_are_summarised_with_their_traceback():
@@ -233,13 +238,13 @@ def test_remote_errors_are_summarised_with_their_traceback():
           "\x1b[32m---> 12\x1b[39m     raise ValueError('bad input 3')\n\n"
           "\x1b[31mValueError\x1b[39m: bad input 3")  # fmt: skip
     single = error.RemoteError("ValueError", "bad input 3", tb, {"engine_id": 1})
-    summary, lines = sched.remote_error_summary(single)
+    summary, lines = failures.remote_error_summary(single)
     assert summary == "ValueError: bad input 3 (mytasks.py:12 in simulate) on engine 1"
     assert lines[-1] == "ValueError: bad input 3" and not any("\x1b" in line for line in lines)
     composite = error.CompositeError("one or more exceptions", [("ValueError", "bad input 3", tb, {"engine_id": 0})] * 2)
-    summary, lines = sched.remote_error_summary(composite)
+    summary, lines = failures.remote_error_summary(composite)
     assert summary == "ValueError: bad input 3 (mytasks.py:12 in simulate) on engine 0; 2 task(s) failed"
-    assert sched.remote_error_summary(OSError("boom"))[0] == "OSError: boom"
+    assert failures.remote_error_summary(OSError("boom"))[0] == "OSError: boom"
 
 
 # --- reading the controller back ----------------------------------------------------------------
@@ -254,7 +259,7 @@ def test_remote_errors_are_summarised_with_their_traceback():
     ],
 )  # fmt: skip
 def test_the_scheme_is_read_from_the_scheduler_log_line(log, scheme):
-    assert sched.scheme_from_log(log)[0] == scheme
+    assert controller.scheme_from_log(log)[0] == scheme
 
 
 class _FakeCluster:
@@ -269,7 +274,7 @@ class _FakeCluster:
 
 def test_read_back_reports_what_the_controller_says_not_what_was_asked(tmp_path):
     cluster = _FakeCluster(tmp_path, "leastload", "x [task] Task scheduler started [lru]\n")
-    got = sched.read_back_scheme(cluster, wait=0.1)
+    got = controller.read_back_scheme(cluster, wait=0.1)
     assert (got["task_scheme"], got["log_scheme"]) == ("leastload", "lru")
     assert got["log_line"] == "x [task] Task scheduler started [lru]"
 
@@ -300,17 +305,17 @@ def _status(unassigned: int, *tasks: int, completed: int = 0) -> dict:
 def test_hwm_probe_confirms_a_limit_of_one():
     # before submission; the hub has not seen every task yet; then 1 per engine and 2 held back
     client = _ScriptedClient([_status(0, 0, 0), _status(0, 1, 0), _status(2, 1, 1)])
-    got = sched.probe_hwm_once(client, 1, 2, timeout=1, task_seconds=1.0)
+    got = controller.probe_hwm_once(client, 1, 2, timeout=1, task_seconds=1.0)
     assert got["consistent"] and got["max_outstanding_per_engine"] == 1 and got["unassigned"] == 2 and got["tasks"] == 4
 
 
 def test_hwm_probe_sees_no_limit_with_hwm_0_and_a_limit_that_is_not_there():
-    assert sched.probe_hwm_once(_ScriptedClient([_status(0, 0, 0), _status(0, 3, 1)]), 0, 2, 1, 1.0)["consistent"]
+    assert controller.probe_hwm_once(_ScriptedClient([_status(0, 0, 0), _status(0, 3, 1)]), 0, 2, 1, 1.0)["consistent"]
     # hwm=1 asked, but every task was handed out at once: not what hwm=1 does
-    got = sched.probe_hwm_once(_ScriptedClient([_status(0, 0, 0), _status(0, 2, 2)]), 1, 2, 1, 0.2)
+    got = controller.probe_hwm_once(_ScriptedClient([_status(0, 0, 0), _status(0, 2, 2)]), 1, 2, 1, 0.2)
     assert not got["consistent"]
     # a task finished before the hub reported them all: no usable reading
-    got = sched.probe_hwm_once(_ScriptedClient([_status(0, 0, 0), _status(1, 1, 0, completed=1)]), 1, 2, 1, 1.0)
+    got = controller.probe_hwm_once(_ScriptedClient([_status(0, 0, 0), _status(1, 1, 0, completed=1)]), 1, 2, 1, 1.0)
     assert got["readings"] == 0 and not got["consistent"]
 
 
@@ -318,22 +323,40 @@ def test_hwm_probe_sees_no_limit_with_hwm_0_and_a_limit_that_is_not_there():
 
 
 def _doc(workload: str, samples: dict[tuple[str, int | None], list[float]], *, tasks: int = 100, bound: float | None = None) -> dict:
-    """A shoot-out document with one workload and the given timings per (scheme, hwm)."""
+    """A complete, schema-valid shoot-out document with one workload and the given timings per (scheme, hwm)."""
+    from ipcluster_kit.bench import results
+    from ipcluster_kit.bench.runner import RunRecord
+
     combos = []
     for (scheme, hwm), secs in samples.items():
-        combo = sched.Combination(scheme, hwm)
-        run = {"workload": workload, "status": "ok", "stats": stats.summarize(secs).to_dict(), "seconds": secs, "error": None}
-        combos.append({"label": combo.label, "scheme": scheme, "hwm": hwm, "runs": [run], "error": None,
-                       "registration_gap_seen": False, "controller": None, "hwm_probe": None, "bringup_seconds": 1.0})  # fmt: skip
+        combo = plan.Combination(scheme, hwm)
+        run = results.run_entry(RunRecord(workload, "ipp-lbv-chunk1", 2, params={"chunksize": 1}, seconds=list(secs),
+                                          foreign_cpus=[None] * len(secs), details=[None] * len(secs)), None, tasks)  # fmt: skip
+        run.update({"scheme": scheme, "hwm": hwm, "combination": combo.label, "traceback": None, "makespan_ratio": None,
+                    "lower_bound_seconds": bound})  # fmt: skip
+        combos.append({"label": combo.label, "scheme": scheme, "hwm": hwm, "status": "ok", "error": None, "controller": None,
+                       "hwm_probe": None, "bringup_seconds": 1.0, "registration_gap_seen": False, "engine_ids": [0, 1],
+                       "seconds": 5.0, "runs": [run]})  # fmt: skip
+    schemes = list(dict.fromkeys(scheme for scheme, _ in samples))
     doc = {
-        "schema": sched.SCHEMA_NAME, "schema_version": sched.SCHEMA_VERSION,
+        **results.header(recommend.KIND, 0.0, ["ipcluster-kit", "bench", "schemes"]),
+        "config": {"workloads": [workload], "schemes": schemes, "hwms": [1, 0], "combinations": [c["label"] for c in combos],
+                   "engines": 2, "repeat": 5, "warmup": 1, "quick": False, "sizes": {}, "task_kind": "cpu", "seed": 0,
+                   "function": None, "args_file": None, "chunksize": 1, "timeout_seconds": 600.0},
+        "statistics": {**results.statistics_block(), **srun.STATISTICS},
         "defaults": {"scheme": "leastload", "hwm": 1},
-        "workloads": [{"name": workload, "title": sched.TITLES[workload], "description": "d", "tasks": tasks,
-                       "lower_bound_seconds": bound}],
+        "environment": {**results.environment(None, "none", 2, [0.0] * 3, [0.0] * 3)},
+        "workloads": [{"name": workload, "title": recommend.TITLES[workload], "description": "d", "tasks": tasks,
+                       "serial_reference": None, "lower_bound_seconds": bound}],
         "combinations": combos,
+        "notes": [],
+        "recommendations": [],
+        "recommended": None,
+        "total_seconds": 60.0,
     }  # fmt: skip
-    doc["recommendations"] = sched.recommendations(doc)
-    doc["recommended"] = sched.overall(doc)
+    doc["recommendations"] = recommend.recommendations(doc)
+    doc["recommended"] = recommend.overall(doc)
+    assert recommend.validation_errors(doc) == []
     return doc
 
 
@@ -362,7 +385,7 @@ def test_throughput_is_reported_in_tasks_per_second():
     assert rec["verdict"] == "better" and rec["chosen"] == {"scheme": "pure", "hwm": None, "label": "pure (hwm n/a)"}
     assert rec["difference_percent"] == pytest.approx(25.0)
     assert rec["line"] == ("for no-op throughput: pure (hwm n/a), 500 tasks/s [476–526], 25% more tasks/s than the default"
-                           " leastload, hwm=1 (400/s [400–400])")  # fmt: skip
+                           f" leastload, hwm=1 (400/s [400–400]); pure gives up {PURE_TRADEOFFS}")  # fmt: skip
 
 
 def test_the_default_can_be_best_and_others_within_noise_are_named():
@@ -388,7 +411,7 @@ def test_without_the_default_the_best_is_recommended():
 def test_failed_runs_are_not_candidates():
     doc = _doc("sum", {("leastload", 1): [1.0, 1.0, 1.0], ("lru", 1): [0.1, 0.1, 0.1]})
     doc["combinations"][1]["runs"][0].update(status="failed", stats=None)
-    (rec,) = sched.recommendations(doc)
+    (rec,) = recommend.recommendations(doc)
     assert rec["best"]["label"] == "leastload, hwm=1" and rec["verdict"] == "default-best"
 
 
@@ -397,8 +420,8 @@ def test_recommended_workload_order_prefers_the_users_function_then_hetero():
     hetero_doc = _doc("hetero", {("leastload", 1): [1.0, 1.0, 1.0], ("weighted", 0): [0.5, 0.5, 0.5]}, bound=0.4)
     doc["workloads"] += hetero_doc["workloads"]
     doc["recommendations"] += hetero_doc["recommendations"]
-    assert sched.overall(doc)["workload"] == "hetero" and sched.overall(doc)["scheme"] == "weighted"
-    assert sched.overall(doc, "sum")["scheme"] == "lru"
+    assert recommend.overall(doc)["workload"] == "hetero" and recommend.overall(doc)["scheme"] == "weighted"
+    assert recommend.overall(doc, "sum")["scheme"] == "lru"
 
 
 # --- reading a result file for init ---------------------------------------------------------------
@@ -412,31 +435,37 @@ def _write(tmp_path: Path, doc: dict, name: str = "shootout.json") -> Path:
 
 def test_recommended_from_file(tmp_path):
     doc = _doc("hetero", {("leastload", 1): [1.3, 1.31, 1.29], ("pure", None): [1.1, 1.11, 1.09]}, bound=1.0)
-    doc.update({key: None for key in sched.SCHEMA["required"] if key not in doc})
-    doc["notes"] = []
     path = _write(tmp_path, doc)
-    assert sched.recommended_from_file(path) == ("pure", None)
-    assert sched.recommended_from_file(path, "hetero") == ("pure", None)
+    assert recommend.recommended_from_file(path) == ("pure", None)
+    assert recommend.recommended_from_file(path, "hetero") == ("pure", None)
     with pytest.raises(BadInput, match="no successful 'sum' result"):
-        sched.recommended_from_file(path, "sum")
+        recommend.recommended_from_file(path, "sum")
     # init: auto takes both; an explicit --hwm wins; a plain scheme passes through
-    assert sched.resolve_auto_scheduler("auto", None, path)[:2] == ("pure", None)
-    assert sched.resolve_auto_scheduler(None, 4, path)[:2] == ("pure", 4)
-    assert sched.resolve_auto_scheduler("lru", 0, None) == ("lru", 0, None)
-    assert "scheduler from" in sched.resolve_auto_scheduler("auto", None, path)[2]
+    assert recommend.resolve_auto_scheme("auto", None, path)[:2] == ("pure", None)
+    assert recommend.resolve_auto_scheme(None, 4, path)[:2] == ("pure", 4)
+    assert recommend.resolve_auto_scheme("lru", 0, None) == ("lru", 0, None)
+    note = recommend.resolve_auto_scheme("auto", None, path)[2]
+    assert note.startswith(f"scheme from {path} (hetero): ") and "pure gives up no hwm" in note and "engine-id gap" in note
     with pytest.raises(BadInput, match="--from-bench FILE"):
-        sched.resolve_auto_scheduler("auto", None, None)
-    with pytest.raises(BadInput, match="not --scheduler lru"):
-        sched.resolve_auto_scheduler("lru", None, path)
+        recommend.resolve_auto_scheme("auto", None, None)
+    with pytest.raises(BadInput, match="not --scheme lru"):
+        recommend.resolve_auto_scheme("lru", None, path)
+
+
+def test_the_reference_result_under_the_former_name_is_read():
+    reference = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "schedulers.json"
+    doc = recommend.load(reference)
+    assert doc["schema"] == "ipcluster-kit/bench-schedulers" and len(doc["combinations"]) == 11
+    assert recommend.recommended_from_file(reference) == (doc["recommended"]["scheme"], doc["recommended"]["hwm"])
 
 
 @pytest.mark.parametrize(
     "content, word",
     [
         ("not json", "not valid JSON"),
-        (json.dumps({"schema": "ipcluster-kit/bench-result", "schema_version": 1}), "not a scheduler shoot-out result"),
-        (json.dumps({"schema": sched.SCHEMA_NAME, "schema_version": 99}), "schema_version 99"),
-        (json.dumps({"schema": sched.SCHEMA_NAME, "schema_version": 1}), "missing"),
+        (json.dumps({"schema": "ipcluster-kit/bench-result", "schema_version": 1}), "not a scheme shoot-out result"),
+        (json.dumps({"schema": recommend.SCHEMA_NAME, "schema_version": 99}), "schema_version 99"),
+        (json.dumps({"schema": recommend.SCHEMA_NAME, "schema_version": 1}), "'created' is a required property"),
         (json.dumps([1, 2]), "not a JSON object"),
     ],
 )
@@ -444,10 +473,10 @@ def test_a_file_that_is_not_a_shootout_is_bad_input(tmp_path, content, word):
     path = tmp_path / "other.json"
     path.write_text(content)
     with pytest.raises(BadInput, match=word) as info:
-        sched.recommended_from_file(path)
+        recommend.recommended_from_file(path)
     assert "other.json" in info.value.message
     with pytest.raises(BadInput, match="cannot read"):
-        sched.recommended_from_file(tmp_path / "absent.json")
+        recommend.recommended_from_file(tmp_path / "absent.json")
 
 
 # --- the CLI: bad input and light imports --------------------------------------------------------
@@ -478,7 +507,7 @@ HEAVY = ("ipyparallel", "IPython", "zmq", "matplotlib")
 def test_cli_help_stays_light():
     code = (
         "import sys, runpy\n"
-        "sys.argv = ['ipcluster-kit', 'bench', 'schedulers', '--help']\n"
+        "sys.argv = ['ipcluster-kit', 'bench', 'schemes', '--help']\n"
         "try:\n    runpy.run_module('ipcluster_kit', run_name='__main__')\n"
         "except SystemExit as e:\n    assert not e.code, e.code\n"
         f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
@@ -493,12 +522,12 @@ def test_cli_help_stays_light():
 def test_register_is_idempotent():
     import typer
 
-    from ipcluster_kit.cli import bench_schedulers
+    from ipcluster_kit.cli import bench_schemes
 
     app = typer.Typer()
-    bench_schedulers.register(app)
-    bench_schedulers.register(app)
-    assert [c.name for c in app.registered_commands] == ["schedulers"]
+    bench_schemes.register(app)
+    bench_schemes.register(app)
+    assert [(c.name, c.hidden) for c in app.registered_commands] == [("schemes", False), ("schedulers", True)]
 
 
 # --- end to end ---------------------------------------------------------------------------------
@@ -507,10 +536,10 @@ def test_register_is_idempotent():
 @pytest.mark.e2e
 def test_each_scheme_really_runs_on_its_cluster():
     """Six clusters, one per scheme: the controller's own word (connection file and scheduler log)."""
-    config = sched.ShootoutConfig(workloads=["overhead"], schemes=list(SCHEMES), hwms=[1], engines=2, repeat=1, warmup=0,
+    config = plan.ShootoutConfig(workloads=["overhead"], schemes=list(SCHEMES), hwms=[1], engines=2, repeat=1, warmup=0,
                                   tasks=10, cluster_timeout=120, timeout=120)  # fmt: skip
-    doc = sched.run_shootout(config)
-    assert sched.validation_errors(doc, full=True) == []
+    doc = srun.run_shootout(config)
+    assert recommend.validation_errors(doc) == []
     assert [(c["scheme"], c["hwm"]) for c in doc["combinations"]] == [(s, None if s == "pure" else 1) for s in SCHEMES]
     for combo in doc["combinations"]:
         ctl = combo["controller"]
@@ -523,8 +552,9 @@ def test_each_scheme_really_runs_on_its_cluster():
         probe = combo["hwm_probe"]
         if combo["scheme"] == "pure":
             assert probe is None
-        elif probe["readings"]:  # the hub reported in time: hwm=1 held tasks back
-            assert probe["max_outstanding_per_engine"] <= 1 and probe["consistent"], probe
+        else:  # hwm=1 on 2 engines: 4 sleeping tasks, one on each engine, 2 held back by the scheduler
+            assert probe["readings"] > 0 and probe["consistent"], probe
+            assert (probe["tasks"], probe["max_outstanding_per_engine"], probe["unassigned"]) == (4, 1, 2), probe
     assert doc["defaults"] == {"scheme": "leastload", "hwm": 1, "source": doc["defaults"]["source"]}
 
 
@@ -540,10 +570,10 @@ def test_cli_quick_run_writes_json_and_plot_and_survives_a_raising_function(tmp_
     assert result.returncode == 1, result.stderr[-3000:]
     assert result.stderr.strip().splitlines()[-1].startswith("ipcluster-kit: error: 2 combination/workload run(s) failed")
     doc = json.loads((tmp_path / "out.json").read_text())
-    assert sched.validation_errors(doc, full=True) == []
+    assert recommend.validation_errors(doc) == []
     assert (tmp_path / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [(c["scheme"], c["hwm"]) for c in doc["combinations"]] == [("leastload", 1), ("pure", None)]
-    durations = hetero.exponential_durations(sched.QUICK_SIZES.hetero_tasks, sched.QUICK_SIZES.hetero_mean, 0)
+    durations = hetero.exponential_durations(plan.QUICK_SIZES.hetero_tasks, plan.QUICK_SIZES.hetero_mean, 0)
     for combo in doc["combinations"]:
         assert combo["controller"]["task_scheme"] == combo["controller"]["log_scheme"] == combo["scheme"]
         runs = {r["workload"]: r for r in combo["runs"]}
@@ -564,8 +594,14 @@ def test_cli_quick_run_writes_json_and_plot_and_survives_a_raising_function(tmp_
     assert doc["config"]["function"] == "usertasks:work" and doc["config"]["repeat"] == 3
     assert "for no-op throughput:" in result.stdout and "for heterogeneous tasks:" in result.stdout
     assert "bad input 3" in result.stdout
-    scheme, hwm = sched.recommended_from_file(tmp_path / "out.json")
-    assert (scheme, hwm) in {("leastload", 1), ("pure", None)}
+    # the user's function failed everywhere: the profile's recommendation is the hetero one, as the document says
+    rec = doc["recommended"]
+    assert rec["workload"] == "hetero" and recommend.recommended_from_file(tmp_path / "out.json") == (rec["scheme"], rec["hwm"])
+    hetero_rec = next(r for r in doc["recommendations"] if r["workload"] == "hetero")
+    best, default = hetero_rec["best"], hetero_rec["default"]
+    expected = best if hetero_rec["verdict"] in ("better", "no-default") else default
+    assert (rec["scheme"], rec["hwm"]) == (expected["scheme"], expected["hwm"])
+    assert ("pure gives up" in rec["line"]) == (rec["scheme"] == "pure")
 
 
 def _spawn_engine(profile_dir: Path, engine_id: int, log: Path) -> subprocess.Popen:
@@ -620,16 +656,16 @@ def test_pure_trap_engine_1_first_breaks_an_early_client_but_not_the_kit(ipython
                 warnings.simplefilter("always")
                 engines.append(_spawn_engine(profile_dir, 1, profile_dir / "engine-1.log"))
                 wait_for(lambda: early.ids == [1], 60, what="engine 1 registered")
-            assert any(sched.GAP_WARNING in str(w.message) for w in caught)  # it saw the gap: farming off
+            assert any(controller.GAP_WARNING in str(w.message) for w in caught)  # it saw the gap: farming off
             engines.append(_spawn_engine(profile_dir, 0, profile_dir / "engine-0.log"))
             cluster = RunningCluster(name="puretrap", profile_dir=profile_dir, spec=spec, engines=2, scheme="pure")
-            client = sched.connect_for_tasks(cluster, timeout=60)
+            client = controller.connect_for_tasks(cluster, timeout=60)
             try:
                 assert sorted(client.ids) == [0, 1]
                 got = client.load_balanced_view().map(hetero.hetero_task, [(i, 0.001, "sleep") for i in range(20)],
                                                       chunksize=1, block=False).get(timeout=60)  # fmt: skip
                 assert [g[0] for g in got] == list(range(20))
-                assert len({g[2] for g in got}) >= 1
+                assert len({g[2] for g in got}) == 2  # pure deals tasks round-robin: both engines ran some
             finally:
                 client.close()
             wait_for(lambda: sorted(early.ids) == [0, 1], 30, what="the early client to see both engines")
@@ -646,6 +682,7 @@ def test_pure_trap_engine_1_first_breaks_an_early_client_but_not_the_kit(ipython
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_pure_trap_does_not_bite_over_repeated_starts():
     """Three pure clusters, each as the shoot-out starts them: a load-balanced map works every time."""
+    from ipcluster_kit.cluster.local import temporary_cluster
 
     gaps = 0
     for attempt in range(3):
@@ -653,11 +690,11 @@ def test_pure_trap_does_not_bite_over_repeated_starts():
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            cm = sched.shootout_cluster(2, "pure", None, timeout=120)
+            cm = temporary_cluster(2, "pure", None, timeout=120, heartbeat_ms=srun.SHOOTOUT_HEARTBEAT_MS)
             cluster = cm.__enter__()
         try:
-            gaps += any(sched.GAP_WARNING in str(w.message) for w in caught)
-            client = sched.connect_for_tasks(cluster, timeout=60)
+            gaps += any(controller.GAP_WARNING in str(w.message) for w in caught)
+            client = controller.connect_for_tasks(cluster, timeout=60)
             try:
                 got = client.load_balanced_view().map(abs, [-i for i in range(30)], chunksize=1, block=False).get(timeout=60)
                 assert got == list(range(30)), attempt
@@ -668,38 +705,72 @@ def test_pure_trap_does_not_bite_over_repeated_starts():
     print(f"engine 1 registered first in {gaps} of 3 starts")
 
 
-# --- init --scheduler auto --from-bench (wired into cli/init.py by the lead) ---------------------
+# --- init --scheme auto --from-bench, and the pure warning -------------------------------------
 
 
-def _init_knows_from_bench() -> bool:
+def test_init_scheme_auto_writes_the_recommended_scheme_and_hwm(tmp_path, ipython_dir):
     from helpers import run_kit
 
-    return "--from-bench" in run_kit("init", "--help", env={"COLUMNS": "300"}).stdout
-
-
-def test_init_scheduler_auto_writes_the_recommended_scheme_and_hwm(tmp_path, ipython_dir):
-    from helpers import run_kit
-
-    if not _init_knows_from_bench():
-        pytest.skip("cli/init.py has no --from-bench yet (see resolve_auto_scheduler)")
     doc = _doc("hetero", {("leastload", 1): [1.3, 1.31, 1.29], ("weighted", 0): [1.1, 1.11, 1.09]}, bound=1.0)
-    doc.update({key: None for key in sched.SCHEMA["required"] if key not in doc})
-    doc["notes"] = []
     path = _write(tmp_path, doc)
-    run_kit("init", "auto1", "--scheduler", "auto", "--from-bench", str(path), "--ipython-dir", str(ipython_dir), check=True)
+    result = run_kit("init", "auto1", "--scheme", "auto", "--from-bench", str(path), "--ipython-dir", str(ipython_dir), check=True)
     config = (ipython_dir / "profile_auto1" / "ipcontroller_config.py").read_text()
     assert "c.TaskScheduler.scheme_name = 'weighted'" in config and "c.TaskScheduler.hwm = 0" in config
-    # a tie keeps ipyparallel's default
+    assert f"scheme from {path} (hetero): for heterogeneous tasks: weighted, hwm=0" in " ".join(result.stdout.split())
+    assert "pure" not in result.stdout + result.stderr
+    # a tie keeps ipyparallel's default, even when the fastest was pure; --scheduler is still accepted
     tie = _doc("hetero", {("leastload", 1): [1.3, 1.2, 1.25], ("pure", None): [1.22, 1.19, 1.3]}, bound=1.0)
-    tie.update({key: None for key in sched.SCHEMA["required"] if key not in tie})
-    tie["notes"] = []
     run_kit("init", "auto2", "--scheduler", "auto", "--from-bench", str(_write(tmp_path, tie, "tie.json")),
             "--ipython-dir", str(ipython_dir), check=True)  # fmt: skip
     config = (ipython_dir / "profile_auto2" / "ipcontroller_config.py").read_text()
     assert "c.TaskScheduler.scheme_name = 'leastload'" in config and "c.TaskScheduler.hwm = 1" in config
     # bad input: one line, exit 2, nothing written
-    one_line_error(run_kit("init", "auto3", "--scheduler", "auto", "--ipython-dir", str(ipython_dir)), 2, "--from-bench")
+    one_line_error(run_kit("init", "auto3", "--scheme", "auto", "--ipython-dir", str(ipython_dir)), 2, "--from-bench")
     (tmp_path / "bench.json").write_text(json.dumps({"schema": "ipcluster-kit/bench-result", "schema_version": 1}))
-    one_line_error(run_kit("init", "auto4", "--scheduler", "auto", "--from-bench", str(tmp_path / "bench.json"),
-                           "--ipython-dir", str(ipython_dir)), 2, "bench.json", "not a scheduler shoot-out")  # fmt: skip
+    one_line_error(run_kit("init", "auto4", "--scheme", "auto", "--from-bench", str(tmp_path / "bench.json"),
+                           "--ipython-dir", str(ipython_dir)), 2, "bench.json", "not a scheme shoot-out")  # fmt: skip
     assert not (ipython_dir / "profile_auto3").exists() and not (ipython_dir / "profile_auto4").exists()
+
+
+def test_pure_is_never_recommended_without_what_it_gives_up(tmp_path, ipython_dir):
+    from helpers import run_kit
+
+    # pure clearly best: recommended, with the three things it gives up, in the document and by init
+    doc = _doc("hetero", {("leastload", 1): [1.3, 1.31, 1.29, 1.3, 1.32], ("pure", None): [1.1, 1.11, 1.09, 1.1, 1.12]}, bound=1.0)
+    (rec,) = doc["recommendations"]
+    assert rec["verdict"] == "better" and rec["chosen"]["scheme"] == "pure"
+    for words in ("no hwm", "crashed engine", "engine-id gap"):
+        assert words in rec["line"] and words in doc["recommended"]["line"]
+    result = run_kit("init", "p1", "--scheme", "auto", "--from-bench", str(_write(tmp_path, doc)),
+                     "--ipython-dir", str(ipython_dir), check=True)  # fmt: skip
+    assert "c.TaskScheduler.scheme_name = 'pure'" in (ipython_dir / "profile_p1" / "ipcontroller_config.py").read_text()
+    assert "engine-id gap" in " ".join(result.stdout.split())
+    warning = [line for line in result.stderr.splitlines() if "pure scheme" in line]
+    assert len(warning) == 1 and "no hwm" in warning[0] and "crashed engine" in warning[0], result.stderr
+    # a tie with pure fastest keeps the default and names no caveat: pure is not what is recommended
+    tie = _doc("hetero", {("leastload", 1): [1.3, 1.2, 1.25], ("pure", None): [1.22, 1.19, 1.3]}, bound=1.0)
+    (rec,) = tie["recommendations"]
+    assert rec["verdict"] == "tie" and rec["best"]["scheme"] == "pure" and rec["chosen"]["scheme"] == "leastload"
+    assert "gives up" not in rec["line"] and "tie with the default" in rec["line"]
+
+
+@pytest.mark.parametrize("argv", [["--scheme", "pure"], ["--scheduler", "pure"], ["--scheme", "pure", "--json"]])
+def test_init_scheme_pure_warns_in_one_line(argv, ipython_dir):
+    from helpers import run_kit
+
+    result = run_kit("init", "p", *argv, "--ipython-dir", str(ipython_dir), "--force", check=True)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "warning:" in lines[0] and "uses the pure scheme" in lines[0], result.stderr
+    assert all(words in lines[0] for words in ("no hwm", "crashed engine", "engine-id gap", "leastload"))
+    if "--json" in argv:
+        assert json.loads(result.stdout)["warnings"] == [lines[0].split("warning: ", 1)[1]]
+    quiet = run_kit("init", "q", "--scheme", "lru", "--ipython-dir", str(ipython_dir), "--force", check=True)
+    assert "pure" not in quiet.stderr and "warning" not in quiet.stderr
+
+
+def test_the_former_command_name_is_a_hidden_alias():
+    from helpers import run_kit
+
+    one_line_error(run_kit("bench", "schedulers", "--scheme", "fastest"), 2, "'fastest'")
+    listed = run_kit("bench", "--help", env={"COLUMNS": "200"}, check=True).stdout
+    assert "schemes" in listed and "schedulers" not in listed

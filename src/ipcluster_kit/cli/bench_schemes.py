@@ -1,7 +1,7 @@
-"""``ipcluster-kit bench schedulers``: every task scheme and hwm on the same work, side by side.
+"""``ipcluster-kit bench schemes``: every task scheme and hwm on the same work, side by side.
 
-Added to the ``bench`` group by ``register(bench_app)``. Everything heavy (ipyparallel,
-matplotlib) is imported inside the command.
+Added to the ``bench`` group by ``register(bench_app)``, with ``bench schedulers`` (its former
+name) as a hidden alias. Everything heavy (ipyparallel, matplotlib) is imported inside the command.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from typing import Any, List, Optional
 
 import typer
 
-from ipcluster_kit.cli.render import console, err_console
+from ipcluster_kit.cli.bench import JSON_OPTION, PLOT_OPTION, render_result
+from ipcluster_kit.cli.render import err_console
 
-COMMAND_NAME = "schedulers"
+COMMAND_NAME = "schemes"
+ALIAS = "schedulers"  # the command's former name, still accepted
 
 
-def schedulers(
+def schemes(
     workloads: Optional[List[str]] = typer.Argument(
         None, metavar="WORKLOAD", help="overhead (no-op throughput), hetero, sum, primes or all (default: all)."
     ),
@@ -51,59 +53,37 @@ def schedulers(
     args_file: Optional[Path] = typer.Option(
         None, "--args", help="Its arguments: a JSON list, or a .py file defining ARGS; one task per element."
     ),
-    json_file: Optional[Path] = typer.Option(None, "--json", help="Write the result document (JSON) to FILE."),
-    plot_file: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG plot to FILE."),
+    json_file: Optional[Path] = JSON_OPTION,
+    plot_file: Optional[Path] = PLOT_OPTION,
     timeout: float = typer.Option(600.0, "--timeout", help="Seconds one map call may take before it counts as failed."),
     cluster_timeout: float = typer.Option(120.0, "--cluster-timeout", help="Seconds each cluster may take to come up."),
 ) -> None:
-    """Shoot-out of the task schedulers: every scheme and hwm on the same work, and a recommendation.
+    """Shoot-out of the task schemes: every scheme and hwm on the same work, and a recommendation.
 
     Each combination gets its own local cluster; the scheme in use is read back from the controller.
     The recommendation per workload compares the best with ipyparallel's default (leastload, hwm=1)
-    and calls it a tie when their intervals overlap.
+    and calls it a tie when their intervals overlap; when it is pure, it says what pure gives up.
     """
-    from ipcluster_kit.bench import results
-    from ipcluster_kit.bench import schedulers as sched
-    from ipcluster_kit.errors import BadInput, KitError
-
-    config = sched.ShootoutConfig(
-        workloads=workloads or ["all"], schemes=scheme or None, hwms=hwm or None, engines=engines, repeat=repeat,
-        warmup=warmup, quick=quick, tasks=tasks, sum_n=sum_n, hetero_tasks=hetero_tasks, hetero_mean=hetero_mean,
-        seed=seed, task_kind=task_kind, function=function, args_file=str(args_file) if args_file else None,
-        timeout=timeout, cluster_timeout=cluster_timeout, command=["ipcluster-kit", *sys.argv[1:]],
-    )  # fmt: skip
-    sched.validate(config)  # every value checked before the first cluster starts
-    if json_file is not None:
-        results.check_writable(json_file, "--json")
-    if plot_file is not None:
-        if plot_file.suffix.lower() != ".png":
-            raise BadInput(f"invalid --plot {str(plot_file)!r}: the plot is a PNG file, name it *.png")
-        results.check_writable(plot_file, "--plot")
+    from ipcluster_kit import api
+    from ipcluster_kit.bench.shootout import report
+    from ipcluster_kit.bench.shootout.recommend import failures
 
     def progress(message: str) -> None:
         err_console.print(message, markup=False, highlight=False, soft_wrap=True)
 
-    document = sched.run_shootout(config, progress=progress)
-
-    from rich.markup import escape
-
-    console.print(sched.table(document))
-    for line in sched.lines(document):
-        console.print(f"• {escape(line)}", soft_wrap=True, highlight=False)
-    if json_file is not None:
-        sched.write(json_file, document)
-        console.print(f"result: {json_file}")
-    if plot_file is not None:
-        sched.plot(document, plot_file)
-        console.print(f"plot: {plot_file}")
-    failed = sched.failures(document)
-    if failed:
-        raise KitError(f"{len(failed)} combination/workload run(s) failed; first: {failed[0]}")
+    document = api.shootout(
+        workloads or ["all"], schemes=scheme, hwms=hwm, engines=engines, repeat=repeat, warmup=warmup, quick=quick,
+        tasks=tasks, sum_n=sum_n, hetero_tasks=hetero_tasks, hetero_mean=hetero_mean, seed=seed, task_kind=task_kind,
+        function=function, args_file=args_file, timeout=timeout, cluster_timeout=cluster_timeout,
+        json_path=json_file, plot_path=plot_file, command=["ipcluster-kit", *sys.argv[1:]], progress=progress,
+    )  # fmt: skip
+    render_result(report.table(document), report.lines(document), json_file, plot_file, failures(document),
+                  "combination/workload run(s)")  # fmt: skip
 
 
 def register(bench_app: Any) -> None:
-    """Add ``schedulers`` to the ``bench`` Typer group (once: calling it again changes nothing)."""
-    registered = getattr(bench_app, "registered_commands", [])
-    if any(getattr(c, "name", None) == COMMAND_NAME for c in registered):
-        return
-    bench_app.command(COMMAND_NAME)(schedulers)
+    """Add ``schemes`` (and the hidden alias ``schedulers``) to the ``bench`` group, once."""
+    registered = {getattr(c, "name", None) for c in getattr(bench_app, "registered_commands", [])}
+    if COMMAND_NAME not in registered:
+        bench_app.command(COMMAND_NAME)(schemes)
+        bench_app.command(ALIAS, hidden=True)(schemes)
