@@ -13,14 +13,25 @@ from pathlib import Path
 KIT = [sys.executable, "-m", "ipcluster_kit"]
 
 
-def run_kit(*args: str, env: dict | None = None, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess:
+def run_kit(*args: str, env: dict | None = None, timeout: float = 120, check: bool = False,
+            cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:  # fmt: skip
     full_env = os.environ.copy()
     full_env.update(env or {})
     full_env.setdefault("COLUMNS", "200")
-    result = subprocess.run(KIT + list(args), capture_output=True, text=True, env=full_env, timeout=timeout)
+    result = subprocess.run(KIT + list(args), capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd)
     if check and result.returncode != 0:
         raise AssertionError(f"ipcluster-kit {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def one_line_error(result: subprocess.CompletedProcess, code: int, *words: str) -> None:
+    """The CLI's answer to bad input or a failure: exit ``code`` and one error line naming ``words``."""
+    assert result.returncode == code, (result.returncode, result.stdout[-2000:], result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ipcluster-kit: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
 
 
 def tree_snapshot(root: Path) -> dict[str, bytes]:

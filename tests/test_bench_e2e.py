@@ -9,7 +9,8 @@ import pytest
 from helpers import run_kit
 from ipcluster_kit.bench import backends as bk
 from ipcluster_kit.bench import report, results
-from ipcluster_kit.bench.runner import BenchConfig, run_bench, serial_reference
+from ipcluster_kit.bench.measure import serial_reference
+from ipcluster_kit.bench.runner import BenchConfig, run_bench
 from ipcluster_kit.bench.workloads import WORKLOAD_NAMES, make_workload
 
 pytestmark = pytest.mark.e2e

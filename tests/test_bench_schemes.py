@@ -1,42 +1,24 @@
-"""The scheme shoot-out: heterogeneous tasks and their bound, combinations, the user's function,
-the recommendation and its ties, init's `auto`, bad input; and end to end: every scheme read back
-from its controller, the CLI writing JSON and a plot, a raising function, and the pure trap."""
+"""The scheme shoot-out without clusters: heterogeneous tasks and their bound, combinations, the
+user's function, reading the controller, the recommendation and its ties, the pure caveat, init's
+`auto`, bad input (end to end: tests/test_bench_schemes_e2e.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import Controller, wait_for
-from ipcluster_kit.bench import hetero, stats
+from helpers import one_line_error, run_kit
+from ipcluster_kit.bench import hetero
 from ipcluster_kit.bench import failures
 from ipcluster_kit.bench.shootout import controller, plan, recommend, userfunc
 from ipcluster_kit.bench.shootout import run as srun
 from ipcluster_kit.errors import BadInput
 from ipcluster_kit.profile.spec import PURE_TRADEOFFS, SCHEMES
-
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    """``ipcluster-kit bench schemes ARGS`` in ``cwd``."""
-    env = os.environ.copy()
-    env.setdefault("COLUMNS", "200")
-    return subprocess.run([sys.executable, "-m", "ipcluster_kit", "bench", "schemes", *args], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=timeout)  # fmt: skip
-
-
-def one_line_error(result: subprocess.CompletedProcess, code: int, *words: str) -> None:
-    assert result.returncode == code, (result.returncode, result.stdout[-2000:], result.stderr[-2000:])
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ipcluster-kit: error: "), result.stderr
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-
 
 # --- heterogeneous tasks ------------------------------------------------------------------------
 
@@ -325,7 +307,7 @@ def test_hwm_probe_sees_no_limit_with_hwm_0_and_a_limit_that_is_not_there():
 def _doc(workload: str, samples: dict[tuple[str, int | None], list[float]], *, tasks: int = 100, bound: float | None = None) -> dict:
     """A complete, schema-valid shoot-out document with one workload and the given timings per (scheme, hwm)."""
     from ipcluster_kit.bench import results
-    from ipcluster_kit.bench.runner import RunRecord
+    from ipcluster_kit.bench.measure import RunRecord
 
     combos = []
     for (scheme, hwm), secs in samples.items():
@@ -448,6 +430,8 @@ def test_recommended_from_file(tmp_path):
     assert note.startswith(f"scheme from {path} (hetero): ") and "pure gives up no hwm" in note and "engine-id gap" in note
     with pytest.raises(BadInput, match="--from-bench FILE"):
         recommend.resolve_auto_scheme("auto", None, None)
+    with pytest.raises(BadInput, match="--bench-workload primes .* give --from-bench too"):
+        recommend.resolve_auto_scheme(None, None, None, "primes")
     with pytest.raises(BadInput, match="not --scheme lru"):
         recommend.resolve_auto_scheme("lru", None, path)
 
@@ -497,26 +481,8 @@ def test_a_file_that_is_not_a_shootout_is_bad_input(tmp_path, content, word):
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2_before_any_cluster(args, words, tmp_path):
-    one_line_error(run_cli(*args, cwd=tmp_path, timeout=60), 2, *words)
+    one_line_error(run_kit("bench", "schemes", *args, cwd=tmp_path, timeout=60), 2, *words)
     assert not list(tmp_path.iterdir())
-
-
-HEAVY = ("ipyparallel", "IPython", "zmq", "matplotlib")
-
-
-def test_cli_help_stays_light():
-    code = (
-        "import sys, runpy\n"
-        "sys.argv = ['ipcluster-kit', 'bench', 'schemes', '--help']\n"
-        "try:\n    runpy.run_module('ipcluster_kit', run_name='__main__')\n"
-        "except SystemExit as e:\n    assert not e.code, e.code\n"
-        f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
-        "print('LOADED', loaded)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "COLUMNS": "200"})  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "--hwm" in result.stdout and "LOADED []" in result.stdout, result.stdout[-800:]
 
 
 def test_register_is_idempotent():
@@ -530,187 +496,10 @@ def test_register_is_idempotent():
     assert [(c.name, c.hidden) for c in app.registered_commands] == [("schemes", False), ("schedulers", True)]
 
 
-# --- end to end ---------------------------------------------------------------------------------
-
-
-@pytest.mark.e2e
-def test_each_scheme_really_runs_on_its_cluster():
-    """Six clusters, one per scheme: the controller's own word (connection file and scheduler log)."""
-    config = plan.ShootoutConfig(workloads=["overhead"], schemes=list(SCHEMES), hwms=[1], engines=2, repeat=1, warmup=0,
-                                  tasks=10, cluster_timeout=120, timeout=120)  # fmt: skip
-    doc = srun.run_shootout(config)
-    assert recommend.validation_errors(doc) == []
-    assert [(c["scheme"], c["hwm"]) for c in doc["combinations"]] == [(s, None if s == "pure" else 1) for s in SCHEMES]
-    for combo in doc["combinations"]:
-        ctl = combo["controller"]
-        assert combo["status"] == "ok", combo["error"]
-        assert ctl["task_scheme"] == combo["scheme"] and ctl["log_scheme"] == combo["scheme"] and ctl["confirmed"]
-        assert combo["scheme"] in ctl["log_line"]
-        assert combo["engine_ids"] == [0, 1]
-        (run,) = combo["runs"]
-        assert run["status"] == "ok" and run["verified"] and run["scheme"] == combo["scheme"]
-        probe = combo["hwm_probe"]
-        if combo["scheme"] == "pure":
-            assert probe is None
-        else:  # hwm=1 on 2 engines: 4 sleeping tasks, one on each engine, 2 held back by the scheduler
-            assert probe["readings"] > 0 and probe["consistent"], probe
-            assert (probe["tasks"], probe["max_outstanding_per_engine"], probe["unassigned"]) == (4, 1, 2), probe
-    assert doc["defaults"] == {"scheme": "leastload", "hwm": 1, "source": doc["defaults"]["source"]}
-
-
-@pytest.mark.e2e
-def test_cli_quick_run_writes_json_and_plot_and_survives_a_raising_function(tmp_path):
-    (tmp_path / "usertasks.py").write_text(
-        "def work(x):\n    if x == 3:\n        raise ValueError(f'bad input {x}')\n    return x * x\n"
-    )
-    (tmp_path / "args.json").write_text("[1, 2, 3, 4]")
-    result = run_cli("--quick", "--scheme", "leastload", "--scheme", "pure", "--hwm", "1", "--function", "usertasks:work",
-                     "--args", "args.json", "--json", "out.json", "--plot", "out.png", cwd=tmp_path)  # fmt: skip
-    # the raising function fails the run (exit 1, one line) after every combination ran and was written
-    assert result.returncode == 1, result.stderr[-3000:]
-    assert result.stderr.strip().splitlines()[-1].startswith("ipcluster-kit: error: 2 combination/workload run(s) failed")
-    doc = json.loads((tmp_path / "out.json").read_text())
-    assert recommend.validation_errors(doc) == []
-    assert (tmp_path / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert [(c["scheme"], c["hwm"]) for c in doc["combinations"]] == [("leastload", 1), ("pure", None)]
-    durations = hetero.exponential_durations(plan.QUICK_SIZES.hetero_tasks, plan.QUICK_SIZES.hetero_mean, 0)
-    for combo in doc["combinations"]:
-        assert combo["controller"]["task_scheme"] == combo["controller"]["log_scheme"] == combo["scheme"]
-        runs = {r["workload"]: r for r in combo["runs"]}
-        assert set(runs) == {"overhead", "hetero", "sum", "primes", "user"}
-        user = runs["user"]
-        assert user["status"] == "failed" and user["seconds"] == []
-        assert "ValueError: bad input 3 (usertasks.py:3 in work)" in user["error"]
-        assert user["traceback"][-1] == "ValueError: bad input 3"
-        for name in ("overhead", "hetero", "sum", "primes"):  # the rest ran, verified, after the failure
-            assert runs[name]["status"] == "ok" and runs[name]["verified"] and len(runs[name]["seconds"]) == 3, runs[name]
-        het = runs["hetero"]
-        assert het["lower_bound_seconds"] == pytest.approx(hetero.lower_bound(durations, 2))
-        assert het["makespan_ratio"]["median"] == pytest.approx(het["stats"]["median"] / het["lower_bound_seconds"])
-        assert all(len(work) <= 2 for work in het["params"]["engine_work_seconds"])
-    workloads = {w["name"]: w for w in doc["workloads"]}
-    assert workloads["hetero"]["lower_bound_seconds"] == pytest.approx(het["lower_bound_seconds"])
-    assert workloads["hetero"]["durations"]["max"] == pytest.approx(max(durations))
-    assert doc["config"]["function"] == "usertasks:work" and doc["config"]["repeat"] == 3
-    assert "for no-op throughput:" in result.stdout and "for heterogeneous tasks:" in result.stdout
-    assert "bad input 3" in result.stdout
-    # the user's function failed everywhere: the profile's recommendation is the hetero one, as the document says
-    rec = doc["recommended"]
-    assert rec["workload"] == "hetero" and recommend.recommended_from_file(tmp_path / "out.json") == (rec["scheme"], rec["hwm"])
-    hetero_rec = next(r for r in doc["recommendations"] if r["workload"] == "hetero")
-    best, default = hetero_rec["best"], hetero_rec["default"]
-    expected = best if hetero_rec["verdict"] in ("better", "no-default") else default
-    assert (rec["scheme"], rec["hwm"]) == (expected["scheme"], expected["hwm"])
-    assert ("pure gives up" in rec["line"]) == (rec["scheme"] == "pure")
-
-
-def _spawn_engine(profile_dir: Path, engine_id: int, log: Path) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "ipyparallel.engine", f"--profile-dir={profile_dir}", f"--IPEngine.id={engine_id}"],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-
-
-def _stop_by_pid(proc: subprocess.Popen) -> None:
-    """SIGTERM the engine's process group (it has its own session), SIGKILL after 10 s."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
-
-
-@pytest.mark.e2e
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the early client's "Task farming will be disabled"
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # clients made during the gap
-@pytest.mark.filterwarnings("ignore:Unregistering FD:UserWarning")  # the early client's closed task socket
-def test_pure_trap_engine_1_first_breaks_an_early_client_but_not_the_kit(ipython_dir):
-    """Engine 1 registers before engine 0, on purpose: a client made in between refuses load-balanced
-    tasks for good (ipyparallel's behaviour); the kit's client, made after registration, farms them."""
-    import warnings
-
-    import ipyparallel as ipp
-
-    from ipcluster_kit.cluster.local import RunningCluster
-    from ipcluster_kit.profile.spec import build_spec
-    from ipcluster_kit.profile.store import plan_write, read_spec, write_profile
-
-    write_profile(plan_write(build_spec("puretrap", preset="local", scheme="pure", engines=2), ipython_dir))
-    spec, profile_dir = read_spec("puretrap", ipython_dir)
-    engines: list[subprocess.Popen] = []
-    early = None
-    with Controller(profile_dir) as controller:
-        try:
-            info = controller.connection_info("client")
-            assert info["task_scheme"] == "pure"
-            client_file = profile_dir / "security" / "ipcontroller-client.json"
-            early = ipp.Client(str(client_file), timeout=30)  # a client made before the engines registered
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                engines.append(_spawn_engine(profile_dir, 1, profile_dir / "engine-1.log"))
-                wait_for(lambda: early.ids == [1], 60, what="engine 1 registered")
-            assert any(controller.GAP_WARNING in str(w.message) for w in caught)  # it saw the gap: farming off
-            engines.append(_spawn_engine(profile_dir, 0, profile_dir / "engine-0.log"))
-            cluster = RunningCluster(name="puretrap", profile_dir=profile_dir, spec=spec, engines=2, scheme="pure")
-            client = controller.connect_for_tasks(cluster, timeout=60)
-            try:
-                assert sorted(client.ids) == [0, 1]
-                got = client.load_balanced_view().map(hetero.hetero_task, [(i, 0.001, "sleep") for i in range(20)],
-                                                      chunksize=1, block=False).get(timeout=60)  # fmt: skip
-                assert [g[0] for g in got] == list(range(20))
-                assert len({g[2] for g in got}) == 2  # pure deals tasks round-robin: both engines ran some
-            finally:
-                client.close()
-            wait_for(lambda: sorted(early.ids) == [0, 1], 30, what="the early client to see both engines")
-            with pytest.raises(RuntimeError, match="farming"):  # the trap is real in this ipyparallel
-                early.load_balanced_view().apply_async(abs, -1).get(timeout=10)
-        finally:
-            if early is not None:
-                early.close()
-            for proc in engines:
-                _stop_by_pid(proc)
-
-
-@pytest.mark.e2e
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_pure_trap_does_not_bite_over_repeated_starts():
-    """Three pure clusters, each as the shoot-out starts them: a load-balanced map works every time."""
-    from ipcluster_kit.cluster.local import temporary_cluster
-
-    gaps = 0
-    for attempt in range(3):
-        import warnings
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            cm = temporary_cluster(2, "pure", None, timeout=120, heartbeat_ms=srun.SHOOTOUT_HEARTBEAT_MS)
-            cluster = cm.__enter__()
-        try:
-            gaps += any(controller.GAP_WARNING in str(w.message) for w in caught)
-            client = controller.connect_for_tasks(cluster, timeout=60)
-            try:
-                got = client.load_balanced_view().map(abs, [-i for i in range(30)], chunksize=1, block=False).get(timeout=60)
-                assert got == list(range(30)), attempt
-            finally:
-                client.close()
-        finally:
-            cm.__exit__(None, None, None)
-    print(f"engine 1 registered first in {gaps} of 3 starts")
-
-
 # --- init --scheme auto --from-bench, and the pure warning -------------------------------------
 
 
 def test_init_scheme_auto_writes_the_recommended_scheme_and_hwm(tmp_path, ipython_dir):
-    from helpers import run_kit
-
     doc = _doc("hetero", {("leastload", 1): [1.3, 1.31, 1.29], ("weighted", 0): [1.1, 1.11, 1.09]}, bound=1.0)
     path = _write(tmp_path, doc)
     result = run_kit("init", "auto1", "--scheme", "auto", "--from-bench", str(path), "--ipython-dir", str(ipython_dir), check=True)
@@ -733,8 +522,6 @@ def test_init_scheme_auto_writes_the_recommended_scheme_and_hwm(tmp_path, ipytho
 
 
 def test_pure_is_never_recommended_without_what_it_gives_up(tmp_path, ipython_dir):
-    from helpers import run_kit
-
     # pure clearly best: recommended, with the three things it gives up, in the document and by init
     doc = _doc("hetero", {("leastload", 1): [1.3, 1.31, 1.29, 1.3, 1.32], ("pure", None): [1.1, 1.11, 1.09, 1.1, 1.12]}, bound=1.0)
     (rec,) = doc["recommendations"]
@@ -756,8 +543,6 @@ def test_pure_is_never_recommended_without_what_it_gives_up(tmp_path, ipython_di
 
 @pytest.mark.parametrize("argv", [["--scheme", "pure"], ["--scheduler", "pure"], ["--scheme", "pure", "--json"]])
 def test_init_scheme_pure_warns_in_one_line(argv, ipython_dir):
-    from helpers import run_kit
-
     result = run_kit("init", "p", *argv, "--ipython-dir", str(ipython_dir), "--force", check=True)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "warning:" in lines[0] and "uses the pure scheme" in lines[0], result.stderr
@@ -769,8 +554,6 @@ def test_init_scheme_pure_warns_in_one_line(argv, ipython_dir):
 
 
 def test_the_former_command_name_is_a_hidden_alias():
-    from helpers import run_kit
-
     one_line_error(run_kit("bench", "schedulers", "--scheme", "fastest"), 2, "'fastest'")
     listed = run_kit("bench", "--help", env={"COLUMNS": "200"}, check=True).stdout
     assert "schemes" in listed and "schedulers" not in listed

@@ -104,6 +104,25 @@ EXPECTATIONS: dict[str, Expect] = {
         images=1,
         timeout=300,
     ),
+    "05-schemes.ipynb": Expect(
+        texts=(
+            "3 clusters in",
+            "leastload, hwm=1   connection file: leastload",
+            "pure (hwm n/a)     connection file: pure",
+            "hwm probe: at most 1 task(s) per engine",
+            "every controller runs the scheme asked for: True",
+            "lower bound on 2 engines:",
+            "x the bound [",
+            "for no-op throughput:",
+            "for heterogeneous tasks:",
+            "recommended for a profile (hetero):",
+            "scheme from ",
+            "results checked",
+            "SCHEMES OK",
+        ),
+        images=1,
+        timeout=300,
+    ),
 }
 
 
@@ -197,7 +216,7 @@ def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: float = CELL_TIMEOUT)
     """Run ``nb`` on the test kernel; note every process below the kernel after each cell."""
     from nbclient import NotebookClient
 
-    from ipcluster_kit.notebooks import descendants
+    from ipcluster_kit.processes import descendants
 
     seen: dict[tuple[int, int], object] = {}
     client = NotebookClient(

@@ -42,11 +42,10 @@ pytestmark = [
 
 
 def _alive(pid: int) -> bool:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return raw[raw.rindex(")") + 2] != "Z"
+    from ipcluster_kit.processes import is_alive, record_of
+
+    record = record_of(pid)
+    return record is not None and is_alive(record)
 
 
 def _cmdline(pid: int) -> str:
@@ -58,7 +57,7 @@ def _cmdline(pid: int) -> str:
 
 def _ours(*needles: str) -> list[str]:
     """Live processes below this test process whose command line has one of ``needles``."""
-    from ipcluster_kit.notebooks import descendants
+    from ipcluster_kit.processes import descendants
 
     return [f"{r.pid}: {_cmdline(r.pid)[:120]}" for r in descendants(os.getpid())
             if _alive(r.pid) and any(n in _cmdline(r.pid) for n in needles)]  # fmt: skip
@@ -95,7 +94,7 @@ def served(tmp_path):
         jupyter_pid = int(re.search(r"JupyterLab \(PID (\d+)\)", text).group(1))
         yield {"url": match.group(0), "port": int(match.group(1)), "token": match.group(2), "proc": proc, "work": tmp_path / "work"}
     finally:
-        from ipcluster_kit.notebooks import descendants
+        from ipcluster_kit.processes import descendants
 
         below = descendants(jupyter_pid) if jupyter_pid else []  # kernels, and whatever they started
         if proc.poll() is None:

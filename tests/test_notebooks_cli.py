@@ -39,11 +39,10 @@ def free_port() -> int:
 
 
 def alive(pid: int) -> bool:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return raw[raw.rindex(")") + 2] != "Z"
+    from ipcluster_kit.processes import is_alive, record_of
+
+    record = record_of(pid)
+    return record is not None and is_alive(record)
 
 
 @pytest.fixture
@@ -185,7 +184,7 @@ def test_serves_copies_keeps_and_stops_on_sigint(jupyter_env, servers):
 
     # A kernel, so that stopping has something to shut down.
     kernel = server.post("/api/kernels", {"name": "python3"})
-    from ipcluster_kit.notebooks import descendants
+    from ipcluster_kit.processes import descendants
 
     below = wait_for(lambda: descendants(server.jupyter_pid), 60, what="a kernel below JupyterLab")
     assert url == f"http://127.0.0.1:{port}/lab?token={server.token}" and re.fullmatch("[0-9a-f]{48}", server.token)
@@ -208,16 +207,14 @@ KERNEL_CODE = textwrap.dedent(
     """
     import logging, shutil, tempfile
     import ipyparallel as ipp
+    from ipcluster_kit import api
     from ipcluster_kit.notebooks import cleanup_stack
-    from ipcluster_kit.profile.spec import build_spec
-    from ipcluster_kit.profile.store import plan_write, write_profile
 
     stack = cleanup_stack()
     tmp = tempfile.mkdtemp(prefix="ipck-kernel-")
     stack.callback(shutil.rmtree, tmp, ignore_errors=True)
-    plan = plan_write(build_spec("k", preset="local", engines=2), tmp)
-    write_profile(plan)
-    cluster = ipp.Cluster(profile_dir=str(plan.profile_dir), log_level=logging.CRITICAL)
+    made = api.init_profile("k", ipython_dir=tmp, preset="local", engines=2)
+    cluster = ipp.Cluster(profile_dir=str(made.profile_dir), log_level=logging.CRITICAL)
     stack.callback(cluster.stop_cluster_sync)
     rc = cluster.start_and_connect_sync()
     stack.callback(rc.close)
@@ -230,7 +227,7 @@ def test_ctrl_c_while_a_notebook_cluster_runs_leaves_nothing(jupyter_env, server
     kernel is shut down, closes its clean-up stack, and nothing is left, not even a temp file."""
     from jupyter_client import BlockingKernelClient
 
-    from ipcluster_kit.notebooks import descendants
+    from ipcluster_kit.processes import descendants
 
     tmp, env = jupyter_env["tmp"], dict(jupyter_env["env"])
     kernel_tmp = tmp / "kernel-tmp"
@@ -324,7 +321,7 @@ def test_bad_input_is_one_line(jupyter_env, args, needle):
 
 
 def test_copy_examples_keeps_existing_files_and_skips_placeholders(tmp_path):
-    from ipcluster_kit.notebooks import copy_examples
+    from ipcluster_kit.notebook_server.copying import copy_examples
 
     source = tmp_path / "src"
     (source / "sub").mkdir(parents=True)
@@ -360,19 +357,20 @@ STUBBORN = textwrap.dedent(
 
 def test_a_server_that_ignores_sigterm_is_killed_with_what_it_started(tmp_path, monkeypatch):
     """The fallback path of LabServer.stop: SIGKILL after the timeout, then its orphans by PID."""
-    from ipcluster_kit import notebooks as nb
+    from ipcluster_kit.notebook_server import server as lab
+    from ipcluster_kit.notebook_server.server import LabServer
 
     script = tmp_path / "stubborn.py"
     script.write_text(STUBBORN)
-    monkeypatch.setattr(nb, "jupyter_command", lambda root, port: [sys.executable, str(script)])
-    server = nb.LabServer(tmp_path, free_port(), tmp_path / "ipython")
+    monkeypatch.setattr(lab, "jupyter_command", lambda root, port: [sys.executable, str(script)])
+    server = LabServer(tmp_path, free_port(), tmp_path / "ipython")
     server.start()
     try:
         child = int(wait_for(lambda: server.log_path.read_text().strip(), 30, what="the child's PID"))
         started = time.monotonic()
         result = server.stop(timeout=1)
         assert time.monotonic() - started < 30
-        assert result["graceful"] is False and child in result["leftovers_stopped"]
+        assert result["graceful"] is False and child in result["leftovers_stopped"] and result["left_running"] == []
         assert not alive(server.pid) and not alive(child)
     finally:
         if server.proc.poll() is None:

@@ -85,7 +85,7 @@ def init_profile(
     from ipcluster_kit.profile.store import ensure_ipython_dir_writable, plan_write, write_profile
 
     note = None
-    if scheme == "auto" or from_bench is not None:
+    if scheme == "auto" or from_bench is not None or bench_workload is not None:
         from ipcluster_kit.bench.shootout.recommend import resolve_auto_scheme
 
         scheme, hwm, note = resolve_auto_scheme(scheme, hwm, from_bench, bench_workload)

@@ -30,7 +30,7 @@ import random
 import time
 from typing import Any, Sequence
 
-from ipcluster_kit.bench.workloads import Workload
+from ipcluster_kit.bench.workloads import Workload, result_list
 from ipcluster_kit.errors import BadInput
 
 TASK_KINDS = ("cpu", "sleep")
@@ -98,12 +98,9 @@ def durations_of(workload: Workload) -> list[float]:
 
 def check_results(results: Any, durations: Sequence[float]) -> str | None:
     """None when every task came back, in order, having run at least its duration; else why not."""
-    try:
-        results = list(results)
-    except TypeError:
-        return f"returned {type(results).__name__}, not a sequence of results"
-    if len(results) != len(durations):
-        return f"returned {len(results)} results for {len(durations)} tasks"
+    results, problem = result_list(results, len(durations))
+    if problem is not None:
+        return problem
     for i, (got, d) in enumerate(zip(results, durations)):
         if not (isinstance(got, (tuple, list)) and len(got) == 3):
             return f"result {i} is {got!r}, not (index, seconds, pid)"

@@ -44,6 +44,17 @@ def noop(x: Any) -> Any:
     return x
 
 
+def result_list(results: Any, tasks: int) -> tuple[list, str | None]:
+    """``results`` as a list, and why it is not one result per task (None when it is)."""
+    try:
+        out = list(results)
+    except TypeError:
+        return [], f"returned {type(results).__name__}, not a sequence of results"
+    if len(out) != tasks:
+        return out, f"returned {len(out)} results for {tasks} tasks"
+    return out, None
+
+
 @dataclass(frozen=True)
 class Workload:
     """A list of independent tasks: ``func`` applied to each of ``args``."""

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from ipcluster_kit.cli.render import console, warn
+from ipcluster_kit.notebook_server.copying import DEFAULT_DIR
 
 
 def _say(text: str) -> None:
@@ -17,7 +18,7 @@ def _say(text: str) -> None:
 
 
 def notebooks(
-    directory: Path = typer.Option(Path("ipcluster-kit-notebooks"), "--dir", help="Working folder the notebooks are copied to (existing copies are kept)."),
+    directory: Path = typer.Option(Path(DEFAULT_DIR), "--dir", help="Working folder the notebooks are copied to (existing copies are kept)."),
     port: Optional[int] = typer.Option(None, "--port", help="Port on 127.0.0.1 (default: the first free one from 8888)."),
     no_browser: bool = typer.Option(False, "--no-browser", help="Do not open a web browser; just print the URL."),
     profile: Optional[str] = typer.Option(None, "--profile", help="Kit profile the notebooks use (passed as $IPCK_PROFILE; default: each notebook makes a temporary one)."),
@@ -27,38 +28,40 @@ def notebooks(
 
     The IPython Parallel panel of JupyterLab lists the profiles of the IPython directory. Stop with Ctrl-C.
     """
-    from ipcluster_kit import notebooks as nb
+    from ipcluster_kit.notebook_server import checks, copying
+    from ipcluster_kit.notebook_server.server import LabServer, running_as_root, serve
+    from ipcluster_kit.notebooks import PROFILE_ENV
     from ipcluster_kit.profile.spec import resolve_ipython_dir
 
     # Everything is checked before anything is written or started.
-    target = nb.check_target(directory)
+    target = copying.check_target(directory)
     ipdir = resolve_ipython_dir(ipython_dir)
-    name = nb.resolve_profile(profile, ipdir)
-    chosen_port = nb.check_port(port)
-    warnings = nb.extension_warnings()
+    name = checks.resolve_profile(profile, ipdir)
+    chosen_port = checks.check_port(port)
+    warnings = checks.extension_warnings()
 
-    report = nb.copy_examples(target)
+    report = copying.copy_examples(target)
     if report.copied:
         _say(f"Copied {len(report.copied)} file(s) to {report.target}: {', '.join(report.copied)}")
     if report.kept:
         _say(f"Kept existing copies in {report.target} (not overwritten; delete them to get the packaged versions): {', '.join(report.kept)}")
     if not report.copied and not report.kept:
         _say(f"No example notebooks are packaged; serving {report.target}")
-    if nb.running_as_root():
+    if running_as_root():
         warnings.append("running JupyterLab as root (allowed because it listens on 127.0.0.1 only, behind a token)")
     for message in warnings:
         warn(message)
-    profiles = nb.profiles_in(ipdir)
+    profiles = checks.profiles_in(ipdir)
     listed = ", ".join(profiles) if profiles else "none yet (create one with `ipcluster-kit init NAME`)"
     _say(f"IPYTHONDIR={ipdir}; the IPython Parallel panel lists its profiles: {listed}")
     if name:
-        _say(f"Notebooks use profile {name!r} ({nb.PROFILE_ENV}={name})")
+        _say(f"Notebooks use profile {name!r} ({PROFILE_ENV}={name})")
     else:
         _say("Notebooks make a temporary profile each (use --profile NAME for one of yours)")
 
-    server = nb.LabServer(report.target, chosen_port, ipdir, profile=name, open_browser=not no_browser)
+    server = LabServer(report.target, chosen_port, ipdir, profile=name, open_browser=not no_browser)
 
-    def ready(s: nb.LabServer) -> None:
+    def ready(s: LabServer) -> None:
         _say(f"JupyterLab (PID {s.pid}) is serving {s.root_dir} at:")
         _say(f"    {s.url}")
         _say(f"Log: {s.log_path}. Press Ctrl-C to stop.")
@@ -67,15 +70,17 @@ def notebooks(
         if reason == "signal":
             _say("Stopping JupyterLab ...")
 
-    def browser_failed(s: nb.LabServer) -> None:
+    def browser_failed(s: LabServer) -> None:
         warn("could not open a web browser; open the URL above yourself")
 
-    result = nb.serve(server, on_ready=ready, on_stopping=stopping, on_no_browser=browser_failed)
+    result = serve(server, on_ready=ready, on_stopping=stopping, on_no_browser=browser_failed)
     if result["leftovers_stopped"]:
         warn(f"stopped {len(result['leftovers_stopped'])} process(es) JupyterLab left behind: PIDs {result['leftovers_stopped']}")
-    if result["reason"] == "exited":
-        from ipcluster_kit.errors import KitError
+    from ipcluster_kit.errors import KitError
 
+    if result["left_running"]:
+        raise KitError(f"could not stop PIDs {result['left_running']} that JupyterLab started")
+    if result["reason"] == "exited":
         raise KitError(f"JupyterLab exited by itself (status {result['returncode']}); log {server.log_path}: {server.log_tail()}")
     how = "" if result["graceful"] else " (killed: it did not exit within the timeout)"
     console.print(f"JupyterLab stopped{how}.", soft_wrap=True)

@@ -12,7 +12,7 @@ it runs once) the shoot-out
 3. connects a client that can farm tasks whatever order the engines registered in (the ``pure``
    engine-id gap);
 4. runs the workloads through ``load_balanced_view().map(f, args, chunksize=1)`` with the
-   benchmark runner's measuring round (:func:`ipcluster_kit.bench.runner.measure_round`), every
+   benchmark runner's measuring round (:func:`ipcluster_kit.bench.measure.measure_round`), every
    result verified before its time counts (:mod:`.run`);
 5. stops the cluster in the background while the next one comes up (it is gone before any timing).
 

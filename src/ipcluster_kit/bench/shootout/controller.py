@@ -144,41 +144,26 @@ def _task_farming_works(client: Any, timeout: float) -> bool:
 
 
 def connect_for_tasks(cluster: Any, timeout: float = 60.0) -> Any:
-    """A client whose load-balanced views work, whatever order the engines registered in.
+    """A client whose load-balanced views work, proven by one task.
 
     With the ``pure`` scheme, an ipyparallel client that sees a gap in the engine ids (engine 1
-    registered before engine 0) closes its task socket for good: every load-balanced call then
-    raises RuntimeError, and a client *created* during the gap fails at once ("IO Loop failed to
-    start"). ``cluster.connect()`` makes its client after every engine registered, so it sees no gap;
-    here a client that fails that way is retried until ``timeout`` (engine 0 may still be registering),
-    and the client returned has proven it can farm a task. A hole that does not close (an engine
-    died) is a KitError that says so: no client can fix it.
+    registered before engine 0) turns task farming off for good. ``cluster.connect()`` (the kit's
+    one client-wait helper) makes its client after every engine registered, so it sees no gap; a
+    gap it still sees is a hole that will not close (an engine died or re-registered): a KitError
+    that says so, as is a client that refuses load-balanced tasks.
     """
     expected = int(cluster.engines)
     pure = getattr(cluster, "scheme", None) == PURE
-    deadline = time.monotonic() + timeout
-    last = "no attempt"
-    while True:
-        remaining = max(deadline - time.monotonic(), 1.0)
-        try:
-            client = cluster.connect(timeout=remaining)
-        except RuntimeError as exc:
-            if not pure:
-                raise
-            client, last = None, f"no client could connect ({exc})"
-        if client is not None:
-            ids = sorted(client.ids)
-            if len(ids) < expected:
-                client.close()
-                raise KitError(f"only {len(ids)} of {expected} engines answer")
-            if pure and ids != list(range(len(ids))):
-                last = f"engine ids {ids} have a gap"
-            elif _task_farming_works(client, remaining):
-                return client
-            else:
-                last = "the client refuses load-balanced tasks (task farming disabled)"
-            client.close()
-        if time.monotonic() >= deadline:
-            hint = " (with the pure scheduler: an engine died or re-registered; restart the cluster)" if pure else ""
-            raise KitError(f"cannot farm tasks on this cluster within {timeout:g} s: {last}{hint}")
-        time.sleep(0.2)
+    client = cluster.connect(timeout=timeout)
+    ids = sorted(client.ids)
+    problem = None
+    if len(ids) < expected:
+        problem = f"only {len(ids)} of {expected} engines answer"
+    elif pure and ids != list(range(len(ids))):
+        problem = f"engine ids {ids} have a gap (with the pure scheme: an engine died or re-registered; restart the cluster)"
+    elif not _task_farming_works(client, timeout):
+        problem = "the client refuses load-balanced tasks (task farming disabled)"
+    if problem is not None:
+        client.close()
+        raise KitError(f"cannot farm tasks on this cluster: {problem}")
+    return client

@@ -211,6 +211,8 @@ def resolve_auto_scheme(
     too, or a file that is not a shoot-out result. The note says where the choice came from, and
     what ``pure`` gives up when that is the choice.
     """
+    if workload is not None and from_bench is None:
+        raise BadInput(f"--bench-workload {workload} picks whose recommendation --from-bench FILE gives; give --from-bench too")
     if scheme != "auto" and from_bench is None:
         return scheme, hwm, None
     if from_bench is None:

@@ -1,7 +1,7 @@
 """Running the shoot-out: one temporary cluster per combination, measured with the runner's round.
 
 Each combination's cluster is asked which scheme it runs, gets a client that can farm tasks, has
-its hwm watched, and then runs every workload through :func:`ipcluster_kit.bench.runner.measure_round`
+its hwm watched, and then runs every workload through :func:`ipcluster_kit.bench.measure.measure_round`
 with :class:`SchemeBackend` (``ipp-lbv-chunk1`` plus what the shoot-out records). A combination
 that fails is recorded with the reason and the shoot-out goes on; the cluster is stopped in the
 background while the next one comes up, and is gone before any timing.
@@ -20,12 +20,12 @@ from typing import Any, Callable, Sequence
 from ipcluster_kit.bench import hetero, results
 from ipcluster_kit.bench.backends import BenchContext, IppLbvChunk1
 from ipcluster_kit.bench.failures import describe, remote_error_summary
-from ipcluster_kit.bench.runner import RunRecord, first_mismatch, measure_round, serial_reference
+from ipcluster_kit.bench.measure import RunRecord, first_mismatch, measure_round, serial_reference
 from ipcluster_kit.bench.shootout import controller
 from ipcluster_kit.bench.shootout.plan import Combination, Plan, ShootoutConfig, validate
 from ipcluster_kit.bench.shootout.recommend import KIND, TITLES, USER, overall, recommendations
 from ipcluster_kit.bench.shootout.userfunc import UserFunction
-from ipcluster_kit.bench.workloads import Workload
+from ipcluster_kit.bench.workloads import Workload, result_list
 from ipcluster_kit.errors import KitError
 
 # The shoot-out's clusters ping their engines every 100 ms instead of the kit's 500: registration
@@ -88,11 +88,7 @@ def _check(refs: dict[str, Any]) -> Callable[[Workload, Any], str | None]:
         if workload.name == "hetero":
             return hetero.check_results(got, hetero.durations_of(workload))
         if workload.name == USER:  # no serial reference: your function may be costly or random
-            try:
-                n = len(got)
-            except TypeError:
-                return f"returned {type(got).__name__}, not a sequence of results"
-            return None if n == workload.size else f"returned {n} results for {workload.size} tasks"
+            return result_list(got, workload.size)[1]
         return first_mismatch(got, refs[workload.name].results)
 
     return check
