@@ -115,9 +115,9 @@ def test_pure_trap_engine_1_first_breaks_an_early_client_but_not_the_kit(ipython
     spec, profile_dir = read_spec("puretrap", ipython_dir)
     engines: list[subprocess.Popen] = []
     early = None
-    with Controller(profile_dir) as controller:
+    with Controller(profile_dir) as ctl:
         try:
-            info = controller.connection_info("client")
+            info = ctl.connection_info("client")
             assert info["task_scheme"] == "pure"
             client_file = profile_dir / "security" / "ipcontroller-client.json"
             early = ipp.Client(str(client_file), timeout=30)  # a client made before the engines registered
@@ -170,3 +170,28 @@ def test_pure_trap_does_not_bite_over_repeated_starts():
         finally:
             cm.__exit__(None, None, None)
     print(f"engine 1 registered first in {gaps} of 3 starts")
+
+
+def test_every_size_and_timing_option_reaches_the_run(tmp_path):
+    """One combination on one engine, every option that shapes the run given; the JSON on stdout."""
+    result = run_kit("bench", "schemes", "sum", "hetero", "--scheme", "leastload", "--hwm", "1", "--engines", "1",
+                     "--repeat", "2", "--warmup", "1", "--tasks", "3", "--sum-n", "1000", "--hetero-tasks", "4",
+                     "--hetero-mean", "0.005", "--seed", "7", "--task-kind", "sleep", "--timeout", "60",
+                     "--cluster-timeout", "60", "--json", "-", cwd=tmp_path, timeout=240, check=True)  # fmt: skip
+    doc = json.loads(result.stdout)  # nothing else on stdout: the table went to stderr
+    assert recommend.validation_errors(doc) == [] and "leastload, hwm=1" in result.stderr
+    cfg = doc["config"]
+    assert (cfg["workloads"], cfg["combinations"], cfg["engines"], cfg["repeat"], cfg["warmup"]) == (
+        ["sum", "hetero"], ["leastload, hwm=1"], 1, 2, 1)
+    assert (cfg["task_kind"], cfg["seed"], cfg["timeout_seconds"]) == ("sleep", 7, 60.0)
+    assert {k: cfg["sizes"][k] for k in ("sum_tasks", "sum_n", "hetero_tasks", "hetero_mean_seconds")} == {
+        "sum_tasks": 3, "sum_n": 1000, "hetero_tasks": 4, "hetero_mean_seconds": 0.005}
+    (combo,) = doc["combinations"]
+    assert combo["engine_ids"] == [0] and combo["hwm_probe"]["tasks"] == 3  # 1 engine * hwm 1 + 2
+    runs = {r["workload"]: r for r in combo["runs"]}
+    for run in runs.values():
+        assert run["status"] == "ok" and len(run["seconds"]) == 2 and len(run["warmup_seconds"]) == 1, run
+    hetero_entry = next(w for w in doc["workloads"] if w["name"] == "hetero")
+    assert hetero_entry["durations"]["kind"] == "sleep" and hetero_entry["tasks"] == 4
+    assert hetero_entry["lower_bound_seconds"] == pytest.approx(sum(hetero.exponential_durations(4, 0.005, 7)))
+    assert next(w for w in doc["workloads"] if w["name"] == "sum")["description"] == "sum(range(1_000)) x 3"
