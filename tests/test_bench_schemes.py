@@ -53,9 +53,10 @@ def test_durations_are_exponential_and_reproducible():
     assert sorted(a)[1000] == pytest.approx(0.02 * 0.6931, rel=0.15)
 
 
-@pytest.mark.parametrize("count, mean", [(0, 0.01), (5, 0.0), (5, -1.0)])
-def test_bad_durations_are_bad_input(count, mean):
-    with pytest.raises(BadInput):
+@pytest.mark.parametrize("count, mean, words", [(0, 0.01, "--hetero-tasks 0"), (5, 0.0, "--hetero-mean 0.0"),
+                                                (5, -1.0, "--hetero-mean -1.0"), (5, float("nan"), "--hetero-mean nan")])
+def test_bad_durations_are_bad_input(count, mean, words):
+    with pytest.raises(BadInput, match=f"invalid {words}"):
         hetero.exponential_durations(count, mean)
 
 

@@ -32,6 +32,7 @@ from typing import Any, Sequence
 
 from ipcluster_kit.bench.workloads import Workload, result_list
 from ipcluster_kit.errors import BadInput
+from ipcluster_kit.validate import check_count, check_seconds
 
 TASK_KINDS = ("cpu", "sleep")
 DEFAULT_KIND = "cpu"
@@ -42,10 +43,8 @@ _TOLERANCE = 1e-4
 
 def exponential_durations(count: int, mean: float, seed: int = 0) -> list[float]:
     """``count`` durations with an exponential distribution of the given mean, reproducibly."""
-    if count < 1:
-        raise BadInput(f"invalid task count {count}: at least 1 task is needed")
-    if not mean > 0:
-        raise BadInput(f"invalid mean task duration {mean:g} s: it must be more than 0")
+    check_count("--hetero-tasks", count, 1)
+    check_seconds("--hetero-mean", mean)
     rng = random.Random(seed)
     return [rng.expovariate(1.0 / mean) for _ in range(count)]
 

@@ -127,6 +127,50 @@ def open_cluster(
         yield cluster, "temporary"
 
 
+@dataclass
+class Session:
+    """What a measuring run has open: the cluster (or None), where it came from, one client for every
+    ipyparallel backend, the worker count, the engine ids, and the probe of other work (or None)."""
+
+    cluster: Any
+    source: str  # given / profile / temporary / none
+    client: Any
+    workers: int
+    engine_ids: list[int]
+    load_probe: Any
+
+
+@contextlib.contextmanager
+def measuring_session(config: BenchConfig, needs_cluster: bool, given: Any, source: str,
+                      progress: Callable[[str], None]) -> Iterator[Session]:  # fmt: skip
+    """The cluster and client a benchmark measures on, closed (and a temporary cluster stopped) on exit.
+
+    KitError when fewer engines answer than ``config.engines`` (or the cluster's count) asks for.
+    """
+    with open_cluster(config, needs_cluster, given, source, progress) as (cluster, source):
+        workers = config.engines or (int(cluster.engines) if cluster is not None else os.cpu_count() or 1)
+        client = None
+        try:
+            engine_ids: list[int] = []
+            if needs_cluster:
+                client = cluster.connect(timeout=min(config.cluster_timeout, 120.0))
+                engine_ids = sorted(client.ids)
+                if len(engine_ids) < workers:
+                    raise KitError(f"only {len(engine_ids)} engine(s) answer, {workers} expected")
+            # other work on the machine, per timed run: only meaningful when every process of the
+            # benchmark descends from this one (no engines of a cluster started elsewhere)
+            load_probe = None
+            if source in ("temporary", "none"):
+                from ipcluster_kit.bench.noise import LoadProbe
+
+                load_probe = LoadProbe()
+            yield Session(cluster, source, client, workers, engine_ids, load_probe)
+        finally:
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.close()
+
+
 def run_bench(
     config: BenchConfig,
     *,
@@ -163,43 +207,21 @@ def run_bench(
         progress(f"{workload.name}: serial reference run", 0, 0)
         refs[workload.name] = serial_reference(workload)
 
-    with open_cluster(config, needs_cluster, cluster, source, lambda msg: progress(msg, 0, 0)) as (cl, source):
-        client = None
-        try:
-            if cl is not None:
-                workers = config.engines or int(cl.engines)
-            else:
-                workers = config.engines or os.cpu_count() or 1
-            engine_ids: list[int] = []
-            if needs_cluster:
-                client = cl.connect(timeout=min(config.cluster_timeout, 120.0))
-                engine_ids = sorted(client.ids)
-                if len(engine_ids) < workers:
-                    raise KitError(f"only {len(engine_ids)} engine(s) answer, {workers} expected")
-
-            # other work on the machine, per timed run: only meaningful when every process of the
-            # benchmark descends from this one (no engines of a cluster started elsewhere)
-            load_probe = None
-            if source in ("temporary", "none"):
-                from ipcluster_kit.bench.noise import LoadProbe
-
-                load_probe = LoadProbe()
-            counts = [workers] + (list(range(1, workers)) if config.scaling else [])
-            per_round = len(active_names) * len(workloads) * (config.warmup + config.repeat)
-            steps = Steps(per_round * len(counts), progress)
-            rounds: list[tuple[int, list[RunRecord]]] = []
-            for k in counts:
-                targets = None if (k == len(engine_ids) or not engine_ids) else engine_ids[:k]
-                ctx = BenchContext(workers=k, timeout=config.timeout, cluster=cl, client=client, targets=targets)
-                round_backends = [make_backend(name) for name in active_names]
-                records = measure_round(ctx, round_backends, workloads, warmup=config.warmup, repeat=config.repeat,
-                                        check=against_serial(refs), steps=steps, load_probe=load_probe,
-                                        task_seconds={name: ref.task_seconds for name, ref in refs.items()})  # fmt: skip
-                rounds.append((k, records))
-        finally:
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    client.close()
+    with measuring_session(config, needs_cluster, cluster, source, lambda msg: progress(msg, 0, 0)) as session:
+        workers, engine_ids = session.workers, session.engine_ids
+        counts = [workers] + (list(range(1, workers)) if config.scaling else [])
+        per_round = len(active_names) * len(workloads) * (config.warmup + config.repeat)
+        steps = Steps(per_round * len(counts), progress)
+        rounds: list[tuple[int, list[RunRecord]]] = []
+        for k in counts:
+            targets = None if (k == len(engine_ids) or not engine_ids) else engine_ids[:k]
+            ctx = BenchContext(workers=k, timeout=config.timeout, cluster=session.cluster, client=session.client,
+                               targets=targets)  # fmt: skip
+            records = measure_round(ctx, [make_backend(name) for name in active_names], workloads, warmup=config.warmup,
+                                    repeat=config.repeat, check=against_serial(refs), steps=steps,
+                                    load_probe=session.load_probe,
+                                    task_seconds={name: ref.task_seconds for name, ref in refs.items()})  # fmt: skip
+            rounds.append((k, records))
 
     return results.build_document(
         config=config,
@@ -208,8 +230,8 @@ def run_bench(
         backend_names=backend_names,
         unavailable=unavailable,
         rounds=rounds,
-        cluster=cl,
-        cluster_source=source,
+        cluster=session.cluster,
+        cluster_source=session.source,
         workers=workers,
         load_before=load_before,
         load_after=list(os.getloadavg()),
