@@ -268,8 +268,8 @@ def shootout(
         function=function, args_file=str(args_file) if args_file else None, timeout=timeout,
         cluster_timeout=cluster_timeout, command=command,
     )  # fmt: skip
-    validate(config)
+    plan = validate(config)
     outputs.check_outputs(json_path, plot_path)
-    document = run_shootout(config, progress=progress)
+    document = run_shootout(config, progress=progress, plan=plan)
     outputs.write_outputs(document, json_path, plot_path, report.png)
     return document

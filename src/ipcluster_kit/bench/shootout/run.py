@@ -295,10 +295,13 @@ def _run_all(plan: Plan, refs: dict[str, Any], progress: Progress) -> tuple[list
     return entries, notes
 
 
-def run_shootout(config: ShootoutConfig, *, progress: Progress | None = None) -> dict:
-    """Run every combination; return the result document (``bench-schemes`` v1)."""
+def run_shootout(config: ShootoutConfig, *, progress: Progress | None = None, plan: Plan | None = None) -> dict:
+    """Run every combination; return the result document (``bench-schemes`` v1).
+
+    ``plan`` is ``validate(config)`` when the caller has it already (the user's module is then not
+    loaded twice)."""
     progress = progress or _no_progress
-    plan = validate(config)
+    plan = plan if plan is not None else validate(config)
     defaults = ipyparallel_defaults()
     load_before = list(os.getloadavg())
     created = time.time()
