@@ -34,6 +34,28 @@ def one_line_error(result: subprocess.CompletedProcess, code: int, *words: str) 
         assert word in lines[0], (word, lines[0])
 
 
+HEAVY_MODULES = ("ipyparallel", "IPython", "zmq", "matplotlib", "asyncssh", "nbclient", "jupyterlab")
+
+
+def modules_loaded_by(argv: list[str], packages: tuple[str, ...] = HEAVY_MODULES) -> tuple[list[str], str]:
+    """Run ``ipcluster-kit ARGV`` in a fresh interpreter: the modules of ``packages`` it imported, and its output."""
+    import ast
+
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['ipcluster-kit', *{list(argv)!r}]\n"
+        "try:\n    runpy.run_module('ipcluster_kit', run_name='__main__')\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        f"packages = {tuple(packages)!r}\n"
+        "print('LOADED', sorted(m for m in sys.modules if any(m == p or m.startswith(p + '.') for p in packages)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    output, _, loaded = result.stdout.rpartition("LOADED ")
+    return ast.literal_eval(loaded.strip()), output
+
+
 def tree_snapshot(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` with its bytes: compare before and after to prove nothing changed."""
     if not root.exists():

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 
 import pytest
 
-from helpers import one_line_error, run_kit
+from helpers import modules_loaded_by, one_line_error, run_kit
 from ipcluster_kit.bench import chunking, compare, outputs, report, results, stats
 from ipcluster_kit.bench import backends as bk
 from ipcluster_kit.bench.measure import first_mismatch
@@ -363,22 +361,10 @@ def test_serial_only_cli_run_without_a_cluster(tmp_path):
     assert results.load(out)["environment"]["cluster"]["source"] == "none"
 
 
-HEAVY = ("ipyparallel", "IPython", "zmq", "matplotlib")
-
-
 @pytest.mark.parametrize(
     "argv", [["bench", "--help"], ["bench", "run", "--help"], ["bench", "backends"], ["bench", "schemes", "--help"]]
 )
 def test_bench_help_stays_light(argv):
-    code = (
-        "import sys, runpy\n"
-        f"sys.argv = ['ipcluster-kit', *{argv!r}]\n"
-        "try:\n    runpy.run_module('ipcluster_kit', run_name='__main__')\n"
-        "except SystemExit as e:\n    assert not e.code, e.code\n"
-        f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
-        "print('LOADED', loaded)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert "LOADED []" in result.stdout, result.stdout[-500:]
-    assert argv[1] != "schemes" or "--hwm" in result.stdout  # the command's own help, not the group's
+    loaded, output = modules_loaded_by(argv)
+    assert loaded == []
+    assert argv[1] != "schemes" or "--hwm" in output  # the command's own help, not the group's

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import one_line_error, run_kit
+from helpers import HEAVY_MODULES, modules_loaded_by, one_line_error, run_kit
 from ipcluster_kit.bench import hetero
 from ipcluster_kit.bench import failures
 from ipcluster_kit.bench.shootout import controller, plan, recommend, userfunc
@@ -563,17 +562,7 @@ def test_the_former_command_name_is_a_hidden_alias():
 
 def test_init_scheme_auto_imports_only_the_recommendation(tmp_path, ipython_dir):
     path = _write(tmp_path, _doc("hetero", {("leastload", 1): [1.3, 1.31, 1.29], ("weighted", 0): [1.1, 1.11, 1.09]}, bound=1.0))
-    code = (
-        "import sys, runpy\n"
-        f"sys.argv = ['ipcluster-kit', 'init', 'light', '--scheme', 'auto', '--from-bench', {str(path)!r},"
-        f" '--ipython-dir', {str(ipython_dir)!r}]\n"
-        "try:\n    runpy.run_module('ipcluster_kit', run_name='__main__')\n"
-        "except SystemExit as e:\n    assert not e.code, e.code\n"
-        "print('BENCH', sorted(m for m in sys.modules if m.startswith('ipcluster_kit.bench')))\n"
-        "print('HEAVY', sorted(m for m in sys.modules if m.split('.')[0] in ('ipyparallel', 'IPython', 'zmq', 'matplotlib')))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert "BENCH ['ipcluster_kit.bench', 'ipcluster_kit.bench.shootout', 'ipcluster_kit.bench.shootout.recommend']" in result.stdout
-    assert "HEAVY []" in result.stdout
+    argv = ["init", "light", "--scheme", "auto", "--from-bench", str(path), "--ipython-dir", str(ipython_dir)]
+    loaded, _ = modules_loaded_by(argv, ("ipcluster_kit.bench", *HEAVY_MODULES))
+    assert loaded == ["ipcluster_kit.bench", "ipcluster_kit.bench.shootout", "ipcluster_kit.bench.shootout.recommend"]
     assert "scheme_name = 'weighted'" in (ipython_dir / "profile_light" / "ipcontroller_config.py").read_text()
