@@ -7,7 +7,9 @@ Every subcommand lives in its own small module here. Modules import heavy librar
 
 from __future__ import annotations
 
+import functools
 import sys
+from typing import Any
 
 import typer
 
@@ -39,10 +41,18 @@ def root(
     """Set up an IPython Parallel cluster, open it safely to a network, and measure whether it pays off."""
 
 
+@functools.lru_cache(maxsize=None)
 def _register() -> None:
     from ipcluster_kit.cli import commands
 
     commands.register(app)
+
+
+@functools.lru_cache(maxsize=None)
+def command() -> Any:
+    """The click command of the whole CLI, built once (Typer would rebuild it on every call)."""
+    _register()
+    return typer.main.get_command(app)
 
 
 def fail(message: str, exit_code: int) -> None:
@@ -51,12 +61,36 @@ def fail(message: str, exit_code: int) -> None:
     raise SystemExit(exit_code)
 
 
+def _given_value(opts: list[str], argv: list[str]) -> str | None:
+    """What the user typed for an option (``--opt VALUE`` or ``--opt=VALUE``; the last one wins)."""
+    value = None
+    for i, arg in enumerate(argv):
+        for opt in opts:
+            if arg == opt and i + 1 < len(argv):
+                value = argv[i + 1]
+            elif arg.startswith(opt + "="):
+                value = arg[len(opt) + 1 :]
+    return value
+
+
+def _usage_line(exc: Exception, argv: list[str]) -> str:
+    """Click's message on one line, with the value the user gave when click's own text omits it."""
+    message = exc.format_message().replace("\n", " ")
+    param = getattr(exc, "param", None)
+    opts = [o for o in getattr(param, "opts", []) if o.startswith("-")]
+    if message.startswith("Invalid value") and opts:
+        value = _given_value(opts, argv)
+        if value is not None and repr(value) not in message:
+            message = f"{message} (got {value!r})"
+    return message
+
+
 def main(argv: list[str] | None = None) -> None:
-    _register()
+    cli = command()
     exit_types = tuple(t for t in (typer.Exit, clickcompat.ClickExit) if t is not None)
     abort_types = tuple(t for t in (typer.Abort, clickcompat.ClickAbort) if t is not None)
     try:
-        result = app(args=argv, prog_name="ipcluster-kit", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="ipcluster-kit", standalone_mode=False)
     except KitError as exc:
         fail(exc.message, exc.exit_code)
     except clickcompat.UsageError as exc:
@@ -64,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
             print(exc.format_message())
             raise SystemExit(0) from None
         # Typer's default is a multi-line boxed panel; users get one line naming the bad value.
-        fail(exc.format_message().replace("\n", " "), 2)
+        fail(_usage_line(exc, sys.argv[1:] if argv is None else argv), 2)
     except exit_types as exc:
         raise SystemExit(exc.exit_code) from None
     except abort_types:

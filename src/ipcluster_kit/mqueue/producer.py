@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -28,6 +29,8 @@ def load_jobs_file(path: Path | str) -> list[Any]:
     """Arguments from a JSON file holding a list: one job per item, ``func(item)``."""
     path = Path(path)
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or a device would block or never end
+            raise BadInput(f"jobs file {path} is not a regular file")
         data = json.loads(path.read_text())
     except OSError as exc:
         raise BadInput(f"cannot read jobs file {path}: {exc.strerror}") from None
