@@ -187,3 +187,12 @@ def test_check_output_path_refuses_early(tmp_path, where, needle):
 def test_check_output_path_accepts(tmp_path):
     for ok in ("-", "/dev/null", tmp_path / "new.json"):
         check_output_path("--json", ok)
+
+
+def test_is_stdout_knows_the_names_of_standard_output():
+    from ipcluster_kit.files import is_stdout
+
+    code = "from ipcluster_kit.files import is_stdout; print(is_stdout('-'), is_stdout('/dev/stdout'), is_stdout('/dev/null'))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.split() == ["True", "True", "False"]
+    assert is_stdout("-")

@@ -50,6 +50,14 @@ def write_private(path: Path, data: str | bytes) -> None:
 STDOUT = "-"
 
 
+def is_stdout(path: str | os.PathLike) -> bool:
+    """Whether ``path`` means standard output: ``-``, or a name of it (``/dev/stdout``, ``/proc/self/fd/1``).
+
+    A command that writes its document there should keep the rest of its output off stdout.
+    """
+    return str(path) == STDOUT or _is_stdout(Path(path))
+
+
 def _is_stdout(path: Path) -> bool:
     """Whether ``path`` is this process's standard output (``/dev/stdout``, ``/proc/self/fd/1``)."""
     try:
@@ -114,7 +122,7 @@ def write_output(path: str | os.PathLike, data: str | bytes) -> None:
     raw = data.encode() if isinstance(data, str) else bytes(data)
     where = str(path)
     try:
-        if where == STDOUT or _is_stdout(Path(path)):
+        if is_stdout(path):
             _write_stdout(raw)
             return
         target = Path(path)
