@@ -237,6 +237,13 @@ def test_wrong_key_is_refused_and_the_server_keeps_serving(lab):
     bad = lab.run("work", "-a", address, env={"IPCK_QUEUE_AUTHKEY": "not-the-key-0123456789"})
     assert bad.returncode == 1
     one_error_line(bad.stderr, f"authentication failed connecting to {address}", "IPCK_QUEUE_AUTHKEY")
+    # The server says so in its log (its stderr), without a traceback; the peer got none either.
+    deadline = time.monotonic() + 10
+    while "refused a connection" not in lab.err("serve") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    refused = [ln for ln in lab.err("serve").splitlines() if "queue server: refused a connection from 127.0.0.1:" in ln]
+    assert refused and refused[0].endswith(": wrong key (authentication failed)"), lab.err("serve")
+    assert "Traceback" not in lab.err("serve") + bad.stderr
     # Others are still served.
     lab.start("w", "work", "-a", address)
     assert lab.run("produce", "-a", address, "--count", "20").returncode == 0
