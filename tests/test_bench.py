@@ -4,13 +4,12 @@ schema, compare, the report, and the CLI's answers to bad input."""
 from __future__ import annotations
 
 import json
-import math
 import os
 
 import pytest
 
 from helpers import modules_loaded_by, one_line_error, run_kit
-from ipcluster_kit.bench import chunking, compare, outputs, report, results, stats
+from ipcluster_kit.bench import compare, outputs, report, results, stats
 from ipcluster_kit.bench import backends as bk
 from ipcluster_kit.bench.measure import first_mismatch
 from ipcluster_kit.bench.runner import BenchConfig, expand_backends, expand_workloads, run_bench, validate
@@ -49,68 +48,7 @@ def test_ratio_interval_is_conservative():
     assert low <= serial.median / par.median <= high
 
 
-# --- chunk size ---------------------------------------------------------------------------------
-
-
-def test_simulated_map_of_equal_tasks():
-    # 8 tasks of 1 s on 2 engines, 0.1 s overhead per chunk
-    assert chunking.simulate_map([1.0] * 8, 2, 1, 0.1) == pytest.approx(4.4)
-    assert chunking.simulate_map([1.0] * 8, 2, 2, 0.1) == pytest.approx(4.2)
-    assert chunking.simulate_map([1.0] * 8, 2, 8, 0.1) == pytest.approx(8.1)  # one chunk: one engine idles
-
-
-def test_chunks_are_cut_as_ipyparallel_cuts_them():
-    from ipyparallel.client.map import Map
-
-    bounds = chunking.chunk_bounds(1000, 119)
-    assert len(bounds) == 9 and [hi - lo for lo, hi in bounds] == [112] + [111] * 8
-    m, seq = Map(), list(range(1000))
-    assert [seq[lo:hi] for lo, hi in bounds] == [m.getPartition(seq, p, 9) for p in range(9)]
-    assert [hi - lo for lo, hi in chunking.chunk_bounds(1000, 119, "fixed")] == [119] * 8 + [48]
-
-
-def test_no_overhead_and_equal_tasks_keeps_the_balance_reserve():
-    choice = chunking.choose_chunksize([1.0] * 16, 2, 0.0)
-    assert choice.max_chunksize == 2  # at least 4 chunks per engine
-    assert choice.chunksize == 2  # ties go to the larger chunk
-
-
-def test_short_growing_tasks_get_a_middle_chunk_size():
-    # like the primes workload: 1000 tasks, growing from ~0 to 2.8 ms, a 5 ms round trip
-    durations = [2.8e-3 * (i / 1000) ** 1.5 for i in range(1000)]
-    choice = chunking.choose_chunksize(durations, 2, 5e-3)
-    assert 10 <= choice.chunksize <= choice.max_chunksize == 125
-    assert choice.predicted_seconds < choice.predicted_seconds_chunk1 / 3
-    serial = sum(durations)
-    assert serial / choice.predicted_seconds > 1.6  # the model promises a real speedup
-
-
-def test_noise_in_identical_tasks_does_not_decide_the_chunk_size():
-    # 16 identical sum tasks measured with +-20% noise, an 8 ms round trip: pairs halve the round trips
-    noisy = [0.17 * f for f in (1.0, 1.2, 0.9, 1.1, 1.0, 0.95, 1.25, 1.0, 0.9, 1.15, 1.0, 1.05, 0.9, 1.2, 1.0, 1.1)]
-    assert chunking.smooth([1, 9, 1, 1, 1]) == [1, 1, 1, 1, 1]
-    assert chunking.choose_chunksize(noisy, 2, 0.008).chunksize == 2
-
-
-def test_long_tasks_need_no_chunking():
-    choice = chunking.choose_chunksize([0.3] * 16, 2, 0.0001)
-    assert choice.chunksize <= 2
-
-
-def test_closed_form_without_durations():
-    choice = chunking.choose_chunksize(None, 2, 0.005, n=1000, mean_task_seconds=0.0014)
-    expected = math.sqrt(2 * 1000 * 0.005 / (2 * 0.0014))
-    assert choice.method == "closed-form" and choice.chunksize == round(expected)
-
-
-def test_direct_view_blocks_follow_ipyparallel_partition():
-    from ipyparallel.client.map import Map
-
-    durations = [float(i) for i in range(11)]
-    shares = chunking.dv_block_shares(durations, 3)
-    m = Map()
-    expected = [sum(m.getPartition(durations, p, 3)) / sum(durations) for p in range(3)]
-    assert shares == pytest.approx(expected)
+# --- chunk size: tests/test_sweep_model.py ----------------------------------------------------
 
 
 # --- other load -----------------------------------------------------------------------------------

@@ -22,12 +22,12 @@ a client is connected, and forking a threaded process is unsafe. Start-up is nev
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Sequence
 
-from ipcluster_kit.bench.workloads import Workload, noop
+from ipcluster_kit.bench.probe import MapTimeout, cluster_costs, engine_details, get_results, probe_costs  # noqa: F401 (MapTimeout: re-exported)
+from ipcluster_kit.bench.workloads import Workload
 from ipcluster_kit.errors import BadInput, KitError
 
 WORKLOAD_MODULE = "ipcluster_kit.bench.workloads"
@@ -116,55 +116,6 @@ class Serial(Backend):
 # --- ipyparallel --------------------------------------------------------------------------------
 
 
-class MapTimeout(KitError):
-    """A map gave no result in time: its tasks still occupy the workers."""
-
-
-def _get(async_result: Any, timeout: float, what: str) -> list:
-    import ipyparallel as ipp
-
-    try:
-        return list(async_result.get(timeout=timeout))
-    except ipp.error.TimeoutError:
-        raise MapTimeout(f"{what}: no result within {timeout:g} s") from None
-
-
-def engine_details(async_result: Any) -> dict | None:
-    """Where a map's time went on the engines, from the engines' own timestamps.
-
-    ``engine_busy_seconds``: the sum over tasks of (completed - started) on their engine, i.e. the
-    work plus the engine's per-task handling; against the serial time it shows whether the engines
-    computed at serial speed. ``busiest_engine_seconds``: the same for the engine that worked
-    longest (the map cannot end before it). ``tasks_sent``: messages (chunks) sent.
-    """
-    import datetime as dt
-
-    def stamp(value: Any) -> dt.datetime | None:
-        if isinstance(value, dt.datetime):
-            return value
-        if isinstance(value, str):
-            try:
-                return dt.datetime.fromisoformat(value)
-            except ValueError:
-                return None
-        return None
-
-    try:
-        metadata = [async_result.metadata[i] for i in range(len(async_result.msg_ids))]
-    except Exception:
-        return None
-    busy: dict[Any, float] = {}
-    for md in metadata:
-        started, completed = stamp(md.get("started")), stamp(md.get("completed"))
-        if started is None or completed is None:
-            return None
-        busy[md.get("engine_id")] = busy.get(md.get("engine_id"), 0.0) + (completed - started).total_seconds()
-    if not busy:
-        return None
-    return {"engine_busy_seconds": sum(busy.values()), "busiest_engine_seconds": max(busy.values()),
-            "engines_used": len(busy), "tasks_sent": len(metadata)}  # fmt: skip
-
-
 def warm_engines(ctx: BenchContext) -> None:
     """Import the workload module on every engine in use (once per context)."""
     if ctx.notes.get("engines_warm"):
@@ -193,7 +144,7 @@ class _IppBackend(Backend):
     def _map(self, view: Any, workload: Workload, **kwargs: Any) -> list:
         self._last = None
         ar = view.map(workload.func, workload.args, block=False, **kwargs)
-        results = _get(ar, self.ctx.timeout, self.name)
+        results = get_results(ar, self.ctx.timeout, self.name)
         self._last = ar
         return results
 
@@ -202,37 +153,39 @@ class _IppBackend(Backend):
 
 
 @register
-class IppLbvChunk1(_IppBackend):
+class IppLbvChunk(_IppBackend):
+    """``load_balanced_view().map`` at one fixed chunk size: 1 (registered, the book's usage), or any
+    size for the chunk-size sweep (``IppLbvChunk(8)`` is named ``ipp-lbv-chunk8``)."""
+
     name = "ipp-lbv-chunk1"
     description = "load_balanced_view().map, chunksize=1 (the book's usage)"
+
+    def __init__(self, chunksize: int = 1) -> None:
+        super().__init__()
+        if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
+            raise ValueError(f"chunksize must be an int >= 1, got {chunksize!r}")
+        self.chunksize = chunksize
+        self.name = f"ipp-lbv-chunk{chunksize}"
 
     def setup(self, ctx: BenchContext) -> None:
         super().setup(ctx)
         self.view = ctx.client.load_balanced_view(targets=ctx.view_targets())
 
     def prepare(self, workload: Workload, task_seconds: Sequence[float]) -> dict:
-        return {"chunksize": 1}
+        return {"chunksize": self.chunksize}
 
     def run(self, workload: Workload) -> list:
-        return self._map(self.view, workload, chunksize=1)
+        return self._map(self.view, workload, chunksize=self.chunksize)
 
 
-def measure_overhead(view: Any, engines: int, timeout: float, tasks: int | None = None, rounds: int = 3) -> dict:
-    """Per-task round-trip overhead of a load-balanced view, from no-op tasks at chunk size 1.
+IppLbvChunk1 = IppLbvChunk  # the registered chunk-size-1 backend, by its former class name
 
-    ``m`` no-op tasks take ``W`` seconds on ``E`` engines; one engine then spends ``W * E / m`` per
-    task on the round trip alone. One unmeasured round first, then the median of ``rounds``.
-    """
-    m = tasks or max(32, 16 * engines)
-    args = list(range(m))
-    _get(view.map(noop, args, chunksize=1, block=False), timeout, "overhead probe")
-    per_task = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        _get(view.map(noop, args, chunksize=1, block=False), timeout, "overhead probe")
-        per_task.append((time.perf_counter() - start) * engines / m)
-    return {"overhead_seconds": statistics.median(per_task), "probe_tasks": m, "probe_rounds": rounds,
-            "probe_samples": per_task}  # fmt: skip
+
+def probed_costs(ctx: BenchContext, view: Any) -> dict:
+    """The probe of this context's engines, measured once and shared (the sweep and ipp-lbv-auto)."""
+    if "cost_probe" not in ctx.notes:
+        ctx.notes["cost_probe"] = probe_costs(view, ctx.workers, ctx.timeout)
+    return ctx.notes["cost_probe"]
 
 
 @register
@@ -243,13 +196,13 @@ class IppLbvAuto(_IppBackend):
     def setup(self, ctx: BenchContext) -> None:
         super().setup(ctx)
         self.view = ctx.client.load_balanced_view(targets=ctx.view_targets())
-        self.probe = measure_overhead(self.view, ctx.workers, ctx.timeout)
+        self.probe = probed_costs(ctx, self.view)
         self.chunks: dict[str, int] = {}
 
     def prepare(self, workload: Workload, task_seconds: Sequence[float]) -> dict:
         from ipcluster_kit.bench.chunking import choose_chunksize
 
-        choice = choose_chunksize(task_seconds, self.ctx.workers, self.probe["overhead_seconds"])
+        choice = choose_chunksize(task_seconds, self.ctx.workers, cluster_costs(self.probe))
         self.chunks[workload.name] = choice.chunksize
         return {"chunksize": choice.chunksize, "choice": choice.to_dict(), "overhead_probe": self.probe}
 
