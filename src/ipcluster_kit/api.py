@@ -8,7 +8,7 @@ written or started when a value is bad.
 - Profiles: :func:`init_profile`, :func:`read_profile`.
 - Clusters: :func:`up`, :func:`status`, :func:`attach`, :func:`down`, :func:`temporary_cluster`.
 - Benchmarks: :func:`bench` (every backend on sum/primes/overhead), :func:`shootout` (every
-  scheme and hwm, with a recommendation).
+  scheme and hwm, with a recommendation), :func:`sweep` (one workload across chunk sizes).
 
 Heavy modules (ipyparallel, matplotlib, ...) are imported inside the functions, so importing this
 module is cheap.
@@ -272,4 +272,55 @@ def shootout(
     outputs.check_outputs(json_path, plot_path)
     document = run_shootout(config, progress=progress, plan=plan)
     outputs.write_outputs(document, json_path, plot_path, report.png)
+    return document
+
+
+def sweep(
+    workload: str = "primes",
+    *,
+    chunks: Sequence[int] | None = None,
+    points: int = 10,
+    backends: Sequence[str] = (),
+    repeat: int = 5,
+    warmup: int = 1,
+    quick: bool = False,
+    profile: str | None = None,
+    ipython_dir: PathLike | None = None,
+    engines: int | None = None,
+    tasks: int | None = None,
+    sum_n: int | None = None,
+    hetero_mean: float | None = None,
+    seed: int = 0,
+    task_kind: str = "cpu",
+    function: str | None = None,
+    args_file: PathLike | None = None,
+    timeout: float = 600.0,
+    cluster_timeout: float = 120.0,
+    cluster: Any = None,
+    json_path: PathLike | None = None,
+    plot_path: PathLike | None = None,
+    command: list[str] | None = None,
+    progress: BenchProgress | None = None,
+) -> dict:
+    """One workload (sum, primes, hetero, or ``function`` over ``args_file``) through
+    ``load_balanced_view().map`` at chunk sizes from 1 to one chunk per engine, against the chunk
+    model's prediction, the automatic choice marked (``docs/bench-sweep-json.md``).
+
+    ``chunks`` fixes the sizes (default: ``points`` of them on a log scale); ``backends`` adds
+    others to the same rounds as references. Runs on ``cluster``, ``profile``'s, or a temporary one.
+    """
+    from ipcluster_kit.bench import outputs, sweep_report
+    from ipcluster_kit.bench.sweep import SweepConfig, run_sweep, validate
+
+    config = SweepConfig(
+        workload=workload, chunks=list(chunks) if chunks else None, points=points, backends=list(backends or ()),
+        repeat=repeat, warmup=warmup, quick=quick, profile=profile, ipython_dir=str(ipython_dir) if ipython_dir else None,
+        engines=engines, tasks=tasks, sum_n=sum_n, hetero_mean=hetero_mean, seed=seed, task_kind=task_kind,
+        function=function, args_file=str(args_file) if args_file else None, timeout=timeout,
+        cluster_timeout=cluster_timeout, command=command,
+    )  # fmt: skip
+    plan = validate(config)
+    outputs.check_outputs(json_path, plot_path)
+    document = run_sweep(plan, progress=progress, cluster=cluster)
+    outputs.write_outputs(document, json_path, plot_path, sweep_report.png)
     return document

@@ -103,6 +103,21 @@ def attach_profile(config: BenchConfig) -> Any:
     return attach(config.profile, config.ipython_dir)
 
 
+def given_cluster(config: BenchConfig, cluster: Any) -> tuple[Any, str]:
+    """``cluster`` (source ``given``), or ``config.profile``'s (``profile``, attached now: a profile
+    that is unknown or down fails fast, before minutes of work), or None; BadInput when it has
+    fewer engines than ``config.engines``."""
+    source = "given"
+    if cluster is None and config.profile:
+        cluster, source = attach_profile(config), "profile"
+    if cluster is not None and config.engines is not None and config.engines > int(cluster.engines):
+        raise BadInput(
+            f"invalid --engines {config.engines}: cluster {getattr(cluster, 'name', '')!r}"
+            f" has {int(cluster.engines)} engine(s)"
+        )
+    return cluster, source
+
+
 @contextlib.contextmanager
 def open_cluster(
     config: BenchConfig, needed: bool, given: Any, source: str, progress: Callable[[str], None]
@@ -191,14 +206,7 @@ def run_bench(
     unavailable = {b.name: reason for b in probes if (reason := b.unavailable_reason()) is not None}
     active_names = [b.name for b in probes if b.name not in unavailable]
     needs_cluster = any(b.uses_cluster for b in probes if b.name in active_names)
-    source = "given"
-    if cluster is None and config.profile:
-        cluster, source = attach_profile(config), "profile"  # fails fast, before minutes of work
-    if cluster is not None and config.engines is not None and config.engines > int(cluster.engines):
-        raise BadInput(
-            f"invalid --engines {config.engines}: cluster {getattr(cluster, 'name', '')!r}"
-            f" has {int(cluster.engines)} engine(s)"
-        )
+    cluster, source = given_cluster(config, cluster)
     load_before = list(os.getloadavg())
     created = time.time()
 

@@ -161,7 +161,8 @@ def backends(json_output: bool = typer.Option(False, "--json", help="Print the l
 
 
 def register(app: typer.Typer) -> None:
-    from ipcluster_kit.cli import bench_schemes
+    from ipcluster_kit.cli import bench_schemes, bench_sweep
 
     bench_schemes.register(bench_app)
+    bench_sweep.register(bench_app)
     app.add_typer(bench_app, name="bench")

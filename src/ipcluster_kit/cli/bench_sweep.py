@@ -1,0 +1,102 @@
+"""``ipcluster-kit bench sweep``: one workload through load_balanced_view().map at many chunk sizes.
+
+Added to the ``bench`` group by ``register(bench_app)``. Everything heavy (ipyparallel, matplotlib)
+is imported inside the command.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from ipcluster_kit.cli.bench import JSON_OPTION, PLOT_OPTION, _progress_bar, render_result
+
+COMMAND_NAME = "sweep"
+
+
+def _parse_chunks(text: Optional[str]) -> Optional[List[int]]:
+    from ipcluster_kit.errors import BadInput
+
+    if text is None:
+        return None
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes:
+        raise BadInput(f"invalid --chunks {text!r}: expected chunk sizes separated by commas, e.g. 1,4,16")
+    return sizes
+
+
+def sweep(
+    workload: str = typer.Argument("primes", metavar="WORKLOAD", help="sum, primes or hetero (ignored with --function)."),
+    chunks: Optional[str] = typer.Option(
+        None, "--chunks", help="Chunk sizes to sweep, separated by commas (default: --points sizes from 1 to one chunk per engine)."
+    ),
+    points: int = typer.Option(10, "--points", help="How many chunk sizes to sweep, spread on a log scale (2-60)."),
+    backend: Optional[List[str]] = typer.Option(
+        None, "--backend", "-b", help="Another backend to measure in the same rounds, drawn as a reference (repeatable)."
+    ),
+    profile: Optional[str] = typer.Option(
+        None, "--profile", help="Run on the cluster `ipcluster-kit up NAME` started (default: a temporary local one)."
+    ),
+    ipython_dir: Optional[Path] = typer.Option(None, "--ipython-dir", help="IPython directory of --profile."),
+    engines: Optional[int] = typer.Option(
+        None, "--engines", help="Engines of the temporary cluster (default: CPU count), or how many of --profile's to use."
+    ),
+    repeat: int = typer.Option(5, "--repeat", help="Timed repeats per chunk size (6+ for a true 95% interval)."),
+    warmup: int = typer.Option(1, "--warmup", help="Untimed warm-up runs before the repeats (verified, discarded)."),
+    quick: bool = typer.Option(False, "--quick", help="Small workload sizes (seconds, for tests)."),
+    tasks: Optional[int] = typer.Option(None, "--tasks", help="Number of tasks of the workload."),
+    sum_n: Optional[int] = typer.Option(None, "--sum-n", help="n of the sum workload's sum(range(n))."),
+    hetero_mean: Optional[float] = typer.Option(
+        None, "--hetero-mean", help="Mean duration of a heterogeneous task, in seconds (default 0.015, --quick 0.01)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the heterogeneous durations."),
+    task_kind: str = typer.Option("cpu", "--task-kind", help="Heterogeneous tasks burn CPU (cpu) or sleep (sleep)."),
+    function: Optional[str] = typer.Option(
+        None, "--function", help="Your own task function as module:function (importable here and on the engines)."
+    ),
+    args_file: Optional[Path] = typer.Option(
+        None, "--args", help="Its arguments: a JSON list, or a .py file defining ARGS; one task per element."
+    ),
+    json_file: Optional[Path] = JSON_OPTION,
+    plot_file: Optional[Path] = PLOT_OPTION,
+    timeout: float = typer.Option(600.0, "--timeout", help="Seconds one map call may take before it counts as failed."),
+) -> None:
+    """Measure one workload at chunk sizes from 1 to one chunk per engine, against the chunk model.
+
+    Every size runs in the same interleaved rounds as the serial loop, each result checked before
+    its time counts; beside each measured time stands the model's prediction, and the automatic
+    chunk size (what ipp-lbv-auto would use) is marked. The plot draws speedup against chunk size.
+    """
+    from ipcluster_kit import api
+    from ipcluster_kit.bench import sweep as sweep_module
+    from ipcluster_kit.bench import sweep_report
+
+    with _progress_bar() as bar:
+        task = bar.add_task("starting", total=None)
+
+        def progress(description: str, done: int, total: int) -> None:
+            bar.update(task, description=description, **({"completed": done, "total": total} if total else {}))
+            bar.refresh()
+
+        document = api.sweep(
+            workload, chunks=_parse_chunks(chunks), points=points, backends=backend or (), profile=profile,
+            ipython_dir=ipython_dir, engines=engines, repeat=repeat, warmup=warmup, quick=quick, tasks=tasks,
+            sum_n=sum_n, hetero_mean=hetero_mean, seed=seed, task_kind=task_kind, function=function, args_file=args_file,
+            timeout=timeout, json_path=json_file, plot_path=plot_file, command=["ipcluster-kit", *sys.argv[1:]],
+            progress=progress,
+        )  # fmt: skip
+    render_result(sweep_report.table(document), sweep_report.notes(document), json_file, plot_file,
+                  sweep_module.failures(document), "run(s)")  # fmt: skip
+
+
+def register(bench_app: Any) -> None:
+    """Add ``sweep`` to the ``bench`` group, once."""
+    registered = {getattr(c, "name", None) for c in getattr(bench_app, "registered_commands", [])}
+    if COMMAND_NAME not in registered:
+        bench_app.command(COMMAND_NAME)(sweep)
