@@ -60,6 +60,8 @@ def snapshot(root: Path) -> dict[str, tuple]:
     """Every path under ``root``: kind, mode, and a file's bytes or a link's target (FIFOs unread)."""
     found = {}
     for path in sorted(root.rglob("*")):
+        if path.relative_to(root).parts[:2] in (("home", ".cache"), ("home", ".config")):  # matplotlib caches
+            continue
         st = path.lstat()
         if stat.S_ISREG(st.st_mode):
             content: object = path.read_bytes()
@@ -310,6 +312,7 @@ CASES: list[Case] = [
     # ---- init: paths
     Case("init-ssh-config-missing", init("--host", "h1", "--location", "10.0.0.1", "--ssh-config", "{tmp}/nope"), "--ssh-config '{tmp}/nope' is not a readable file"),
     Case("init-ssh-config-dir", init("--host", "h1", "--location", "10.0.0.1", "--ssh-config", "{tmp}"), "--ssh-config '{tmp}' is not a readable file"),
+    Case("init-ssh-config-device", init("--host", "h1", "--location", "10.0.0.1", "--ssh-config", "/dev/zero"), "--ssh-config '/dev/zero' is not a readable file"),
     Case("init-ssh-config-no-hosts", init("--ssh-config", "/dev/null"), "--ssh-config is for profiles with --host engine hosts"),
     Case("init-ipython-dir-file", ["init", "p", "--ipython-dir", "{tmp}/afile/ipython"], "cannot write to ipython dir", setup=lambda ws: write(ws, "afile", "x")),
     Case("init-ipython-dir-devnull", ["init", "p", "--ipython-dir", "/dev/null"], "cannot write to ipython dir '/dev/null'"),
@@ -388,6 +391,9 @@ CASES: list[Case] = [
     Case("bench-json-missing-dir", ["bench", "run", "sum", "--json", "{tmp}/no/out.json"], "--json '{tmp}/no/out.json': directory"),
     Case("bench-plot-dir", ["bench", "run", "sum", "--plot", "{tmp}"], "invalid --plot '{tmp}': the plot is a PNG file"),
     Case("bench-json-plot-same", ["bench", "run", "sum", "--json", "{tmp}/x.png", "--plot", "{tmp}/x.png"], "invalid --plot '{tmp}/x.png': it is the --json file too"),
+    Case("bench-json-proc-file", ["bench", "run", "sum", "--quick", "--backend", "serial", "--json", "/proc/version"], "cannot write /proc/version", 1),
+    Case("bench-json-proc-dir", ["bench", "run", "sum", "--quick", "--backend", "serial", "--json", "/proc/x.json"], "cannot write /proc/x.json", 1),
+    Case("bench-plot-full", ["bench", "run", "sum", "--quick", "--backend", "serial", "--plot", "/dev/full"], "cannot write /dev/full: No space left on device", 1),
     Case("bench-profile-unknown", ["bench", "run", "sum", "--profile", "nope", "--ipython-dir", P], "unknown profile 'nope'"),
     Case("bench-profile-not-up", ["bench", "run", "sum", "--profile", "p", "--ipython-dir", P], "cluster 'p' is not up", 1, setup=make_profile),
     # ---- bench backends
@@ -451,6 +457,8 @@ CASES: list[Case] = [
     Case("serve-key-short", ["queue", "serve", "--address", "127.0.0.1:0", "--key-file", KF], "the queue key from key file {tmp}/k is too short", setup=lambda ws: key(ws, text="short")),
     Case("serve-key-dir", ["queue", "serve", "--address", "127.0.0.1:0", "--key-file", "{tmp}"], "key file {tmp} is not a regular file"),
     Case("serve-key-device", ["queue", "serve", "--address", "127.0.0.1:0", "--key-file", "/dev/zero"], "key file /dev/zero"),
+    Case("serve-key-link-to-dir", ["queue", "serve", "--address", "127.0.0.1:0", "--key-file", "{tmp}/kd"], "key file {tmp}/kd is not a regular file", setup=lambda ws: symlink(ws, "kd", str(ws.root))),
+    Case("serve-key-proc", ["queue", "serve", "--address", "127.0.0.1:0", "--key-file", "/proc/version"], "key file /proc/version is readable by other users (mode 0444)"),
     Case("serve-key-env-short", ["queue", "serve", "--address", "127.0.0.1:0"], "the queue key from $IPCK_QUEUE_AUTHKEY is too short", env={"IPCK_QUEUE_AUTHKEY": "abc"}),
     # ---- queue produce
     Case("produce-neither", ["queue", "produce", "-a", "127.0.0.1:1"], "give exactly one of --count N or --from-file PATH"),
