@@ -21,7 +21,7 @@ ENGINES = 2
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """One temporary 2-engine cluster for the module, stopped (by PID) at the end."""
-    from ipcluster_kit.cluster.local import temporary_cluster
+    from ipcluster_kit.cluster.temporary import temporary_cluster
 
     with temporary_cluster(engines=ENGINES, timeout=120, ipython_dir=tmp_path_factory.mktemp("ipython")) as running:
         yield running

@@ -107,7 +107,7 @@ def test_pure_trap_engine_1_first_breaks_an_early_client_but_not_the_kit(ipython
 
     import ipyparallel as ipp
 
-    from ipcluster_kit.cluster.local import RunningCluster
+    from ipcluster_kit.cluster.running import RunningCluster
     from ipcluster_kit.profile.spec import build_spec
     from ipcluster_kit.profile.store import plan_write, read_spec, write_profile
 
@@ -149,7 +149,7 @@ def test_pure_trap_engine_1_first_breaks_an_early_client_but_not_the_kit(ipython
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_pure_trap_does_not_bite_over_repeated_starts():
     """Three pure clusters, each as the shoot-out starts them: a load-balanced map works every time."""
-    from ipcluster_kit.cluster.local import temporary_cluster
+    from ipcluster_kit.cluster.temporary import temporary_cluster
 
     gaps = 0
     for attempt in range(3):

@@ -6,7 +6,8 @@ the same checks (and the same one-line ``BadInput`` messages) as the command lin
 written or started when a value is bad.
 
 - Profiles: :func:`init_profile`, :func:`read_profile`.
-- Clusters: :func:`up`, :func:`status`, :func:`attach`, :func:`down`, :func:`temporary_cluster`.
+- Clusters: :func:`up`, :func:`preview_up`, :func:`status`, :func:`attach`, :func:`down`, :func:`doctor`,
+  :func:`bootstrap`, :func:`temporary_cluster`.
 - Benchmarks: :func:`bench` (every backend on sum/primes/overhead), :func:`shootout` (every
   scheme and hwm, with a recommendation), :func:`sweep` (one workload across chunk sizes).
 
@@ -25,7 +26,7 @@ from ipcluster_kit.profile.spec import DEFAULT_SCHEME
 from ipcluster_kit.validate import check_count, check_seconds
 
 if TYPE_CHECKING:
-    from ipcluster_kit.cluster.local import RunningCluster
+    from ipcluster_kit.cluster.running import RunningCluster
     from ipcluster_kit.profile.spec import ProfileSpec
     from ipcluster_kit.profile.store import WritePlan
 
@@ -112,9 +113,9 @@ def read_profile(name: str, *, ipython_dir: PathLike | None = None) -> tuple["Pr
 
 def attach(name: str, *, ipython_dir: PathLike | None = None) -> "RunningCluster":
     """The cluster ``up`` started for the profile (to ``connect()`` to); KitError when it is not up."""
-    from ipcluster_kit.cluster import local
+    from ipcluster_kit.cluster.running import attach as attach_cluster
 
-    return local.attach(name, ipython_dir)
+    return attach_cluster(name, ipython_dir)
 
 
 def up(
@@ -128,36 +129,90 @@ def up(
     accept_new_host_keys: bool = False,
     progress: Progress | None = None,
 ) -> tuple["RunningCluster", bool]:
-    """Start the profile's controller and engines; return once every engine has registered.
+    """Start the profile's controller and engines (local, SSH hosts, an MPI world, a Slurm job); return
+    once every engine has registered.
 
     Returns ``(cluster, started)``: ``started`` is False when it was up already. ``cluster.connect()``
-    gives an ``ipyparallel.Client``. On failure everything started is stopped and KitError says why.
+    gives an ``ipyparallel.Client``; ``cluster.timeline`` says where the time went. On failure (or
+    Ctrl-C) everything started is stopped and KitError says why.
     """
-    from ipcluster_kit.cluster import local
+    from ipcluster_kit.cluster.bringup import up as bring_up
 
-    check_seconds("--timeout", timeout)
-    if engines is not None:
-        check_count("--engines", engines, 1)
-    if min_engines is not None:
-        check_count("--min-engines", min_engines, 1)
-    return local.up(name, ipython_dir, engines=engines, timeout=timeout, min_engines=min_engines,
+    return bring_up(name, ipython_dir, engines=engines, timeout=timeout, min_engines=min_engines,
                     ssh_config=list(ssh_config) if ssh_config else None, accept_new_host_keys=accept_new_host_keys,
                     progress=progress or (lambda message: None))  # fmt: skip
 
 
+def preview_up(
+    name: str,
+    *,
+    ipython_dir: PathLike | None = None,
+    engines: int | None = None,
+    ssh_config: Sequence[str] | None = None,
+    accept_new_host_keys: bool = False,
+) -> dict:
+    """What :func:`up` would run (``up --dry-run``): the controller's command and each engine set's
+    exact command line(s) or job script. Starts nothing."""
+    from ipcluster_kit.cluster.bringup import preview
+
+    return preview(name, ipython_dir, engines=engines, ssh_config=ssh_config, accept_new_host_keys=accept_new_host_keys)
+
+
 def status(name: str, *, ipython_dir: PathLike | None = None) -> dict:
-    """What runs for the profile: controller, engines (by PID and as the controller sees them), scheme."""
-    from ipcluster_kit.cluster import local
+    """What runs for the profile: controller, engines (by PID or rank, per host), engine sets, scheme."""
+    from ipcluster_kit.cluster.running import status as cluster_status
 
-    return local.status(name, ipython_dir)
+    return cluster_status(name, ipython_dir)
 
 
-def down(name: str, *, ipython_dir: PathLike | None = None, timeout: float = DEFAULT_DOWN_TIMEOUT) -> dict:
-    """Stop everything :func:`up` started for the profile, by PID; returns what was stopped."""
-    from ipcluster_kit.cluster import local
+def down(
+    name: str, *, ipython_dir: PathLike | None = None, timeout: float = DEFAULT_DOWN_TIMEOUT, force: bool = False
+) -> dict:
+    """Stop everything of the profile's cluster (by PID, process group, and profile directory); returns
+    what was stopped. ``force`` also works without a readable state file."""
+    from ipcluster_kit.cluster.shutdown import down as shut_down
 
-    check_seconds("--timeout", timeout)
-    return local.down(name, ipython_dir, timeout=timeout)
+    return shut_down(name, ipython_dir, timeout=timeout, force=force)
+
+
+def doctor(
+    name: str,
+    *,
+    ipython_dir: PathLike | None = None,
+    hosts: Sequence[str] | None = None,
+    ssh_config: Sequence[str] | None = None,
+    accept_new_host_keys: bool = False,
+    remote_python: str | None = None,
+    connect_timeout: float | None = None,
+    max_clock_skew: float = 1.0,
+) -> list:
+    """Checks (``ipcluster_kit.checks.Check``) of what stands between the engines and the controller:
+    SSH hosts (the profile's or ``hosts``), or the batch system."""
+    from ipcluster_kit.cluster.doctor import doctor as run_doctor
+
+    return run_doctor(name, ipython_dir, hosts=hosts, ssh_config=ssh_config, accept_new_host_keys=accept_new_host_keys,
+                      remote_python=remote_python, connect_timeout=connect_timeout, max_clock_skew=max_clock_skew)  # fmt: skip
+
+
+def bootstrap(
+    name: str,
+    *,
+    ipython_dir: PathLike | None = None,
+    hosts: Sequence[str] | None = None,
+    ssh_config: Sequence[str] | None = None,
+    accept_new_host_keys: bool = False,
+    remote_python: str | None = None,
+    connect_timeout: float | None = None,
+    timeout: float = DEFAULT_UP_TIMEOUT,
+    progress: Progress | None = None,
+) -> tuple[Any, int]:
+    """Add engines on SSH hosts to the running cluster; returns their record and the cluster's engine
+    count once they registered. On failure the cluster is left as it was."""
+    from ipcluster_kit.cluster.extend import add_engines
+
+    return add_engines(name, ipython_dir, hosts=hosts, ssh_config=ssh_config, accept_new_host_keys=accept_new_host_keys,
+                       remote_python=remote_python, connect_timeout=connect_timeout, timeout=timeout,
+                       progress=progress or (lambda message: None))  # fmt: skip
 
 
 def temporary_cluster(
@@ -170,13 +225,13 @@ def temporary_cluster(
     progress: Progress | None = None,
 ) -> ContextManager["RunningCluster"]:
     """A throwaway local cluster for a ``with`` block: brought up, then stopped and deleted."""
-    from ipcluster_kit.cluster import local
+    from ipcluster_kit.cluster.temporary import temporary_cluster as temporary
 
     if engines is not None:
         check_count("--engines", engines, 1)
     check_seconds("--timeout", timeout)
-    return local.temporary_cluster(engines, scheme, hwm, timeout=timeout, heartbeat_ms=heartbeat_ms,
-                                   progress=progress or (lambda message: None))  # fmt: skip
+    return temporary(engines, scheme, hwm, timeout=timeout, heartbeat_ms=heartbeat_ms,
+                     progress=progress or (lambda message: None))  # fmt: skip
 
 
 # --- benchmarks -----------------------------------------------------------------------------------

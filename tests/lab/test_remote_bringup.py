@@ -6,7 +6,6 @@ import json
 import os
 import stat
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,11 @@ import pytest
 from ipcluster_kit.remote import bootstrap_hosts, parse_hosts, remote_engine_status, stop_remote_engines
 from ipcluster_kit.remote.bootstrap import HostRecord
 
+from helpers import wait_for
+
 from .netlab import engine_facts, wait_for_engines
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {timeout} s")
 
 
 def test_bringup_two_hosts_engines_run_on_them(lab, lab_ssh, controller, remote_dir):
@@ -84,7 +75,7 @@ def test_bringup_two_hosts_engines_run_on_them(lab, lab_ssh, controller, remote_
     stopped = stop_remote_engines(records, ssh_options=lab_ssh, timeout=10)
     assert [s.ok for s in stopped] == [True, True], [s.error for s in stopped]
     assert {e.state for s in stopped for e in s.engines} <= {"terminated", "killed"}
-    _wait(lambda: not lab.engine_pids(h1) and not lab.engine_pids(h2), 15, "engines and nannies gone")
+    wait_for(lambda: not lab.engine_pids(h1) and not lab.engine_pids(h2), 15, what="engines and nannies gone")
     after = remote_engine_status(records, ssh_options=lab_ssh)
     assert [s.running for s in after] == [0, 0]
 
@@ -110,7 +101,7 @@ def test_engine_killed_after_registration(lab, lab_ssh, controller, remote_dir):
 
     client = ipp.Client(str(controller.client_file), timeout=30)
     try:
-        _wait(lambda: len(client.ids) == 1, 30, "the controller dropping the dead engine")
+        wait_for(lambda: len(client.ids) == 1, 30, what="the controller dropping the dead engine")
         assert client[:].apply_sync(ipp.interactive(lambda: 6 * 7)) == [42]  # the survivor still works
     finally:
         client.close()
@@ -118,7 +109,7 @@ def test_engine_killed_after_registration(lab, lab_ssh, controller, remote_dir):
     stopped = stop_remote_engines([results[0].record], ssh_options=lab_ssh)[0]
     states = {e.pid: e.state for e in stopped.engines}
     assert states == {victim.pid: "not running", survivor.pid: "terminated"}
-    _wait(lambda: not lab.engine_pids(h1), 15, "engines gone")
+    wait_for(lambda: not lab.engine_pids(h1), 15, what="engines gone")
 
 
 def test_stop_from_the_list_kept_on_the_host(lab, lab_ssh, controller, remote_dir):
@@ -135,7 +126,7 @@ def test_stop_from_the_list_kept_on_the_host(lab, lab_ssh, controller, remote_di
     assert sorted(e.pid for e in stopped.engines if e.state in ("terminated", "killed")) == sorted(
         e.pid for e in results[0].engines
     )
-    _wait(lambda: not lab.engine_pids(h2), 15, "engines gone")
+    wait_for(lambda: not lab.engine_pids(h2), 15, what="engines gone")
 
 
 def test_stop_never_kills_a_reused_pid(lab, lab_ssh):

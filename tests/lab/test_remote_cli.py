@@ -20,8 +20,9 @@ def kit(*args: str, ipython_dir, timeout: float = 120) -> subprocess.CompletedPr
 
 
 def test_bootstrap_and_doctor_commands(lab, tmp_path):
+    from ipcluster_kit.cluster.enginesets.base import EngineSetContext
+    from ipcluster_kit.cluster.enginesets.ssh import SSHEngines
     from ipcluster_kit.cluster.state import ClusterState
-    from ipcluster_kit.remote.glue import status_remote, stop_remote
 
     ipython_dir = tmp_path / "ipython"
     ipython_dir.mkdir()
@@ -51,26 +52,33 @@ def test_bootstrap_and_doctor_commands(lab, tmp_path):
         assert len(lines) == 1 and lines[0].startswith("ipcluster-kit: error: ")
         assert f"{h1.spec}: remote Python '/opt/nowhere/python3' not found" in lines[0]
         state = ClusterState.load(profile_dir)
-        assert state.remote == [] and state.expected_engines == 1
+        assert [r.kind for r in state.engine_sets] == ["local"] and state.expected_engines == 1
 
         added = kit("bootstrap", name, *hosts, *ssh, "--json", ipython_dir=ipython_dir)
         assert added.returncode == 0, added.stderr
         report = json.loads(added.stdout)
         assert report["engines"] == 4
-        assert [h["remote"]["hostname"] for h in report["hosts"]] == [h1.hostname, h2.hostname]
+        assert [h["hostname"] for h in report["hosts"]] == [h1.hostname, h2.hostname]
 
-        checks = kit("doctor", name, *hosts, *ssh, "--json", ipython_dir=ipython_dir)
+        checks = kit("doctor", name, *hosts, *ssh, "--max-clock-skew", "2.5", "--json", ipython_dir=ipython_dir)
         assert checks.returncode == 0, checks.stdout + checks.stderr
         result = json.loads(checks.stdout)
         assert result["ok"] and {c["status"] for c in result["checks"]} == {"ok"}
+        clocks = [c["detail"] for c in result["checks"] if c["name"] == "clock"]
+        assert len(clocks) == 2 and all(d.endswith("; within 2.5 s") for d in clocks)
+        plain = kit("doctor", name, *hosts, *ssh, ipython_dir=ipython_dir)
+        assert plain.returncode == 0 and plain.stdout.count(" ok ") >= 15
 
-        # the glue the cluster commands call reuses the SSH settings recorded in the state file
+        # the SSH engine set reuses the SSH settings recorded in the state file (no --ssh-config here)
         state = ClusterState.load(profile_dir)
-        assert [e["host"] for e in state.remote] == [h1.spec, h2.alias]
-        entries = status_remote(state, timeout=10)
-        assert [(e["host"], e["running"]) for e in entries] == [(h1.spec, True), (h1.spec, True), (h2.alias, True)]
-        assert stop_remote(state, timeout=10) == 3
-        assert not any(e["running"] for e in status_remote(state, timeout=10))
+        (record,) = [r for r in state.engine_sets if r.kind == "ssh"]
+        assert record.host_labels() == [h1.spec, h2.alias]
+        engine_set = SSHEngines(EngineSetContext(spec=None, profile_dir=profile_dir, engines=record.engines))
+        found = engine_set.status(record, timeout=10).engines
+        assert [(e.host, e.running) for e in found] == [(h1.spec, True), (h1.spec, True), (h2.alias, True)]
+        assert engine_set.stop(record, timeout=10).engines_stopped == 3
+        assert engine_set.stop(record, timeout=10).engines_stopped == 0  # idempotent
+        assert not any(e.running for e in engine_set.status(record, timeout=10).engines)
     finally:
         down = kit("down", name, ipython_dir=ipython_dir)
         lab.kill_engines()

@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -30,18 +29,17 @@ def test_host_down_others_come_up(lab, lab_ssh, controller, remote_dir):
     h1, h3 = lab.hosts[0], lab.hosts[2]
     lab.set_link(h3, up=False)
     try:
-        begin = time.monotonic()
         results = _bring_up(lab, controller, [h1.spec, f"{h3.spec}=2"], remote_dir, lab_ssh)
-        elapsed = time.monotonic() - begin
     finally:
         lab.set_link(h3, up=True)
     ok, down = results
     assert ok.ok, ok.error
     assert not down.ok and down.step == "connect"
     assert h3.address in down.error
-    assert "unreachable" in down.error or "no SSH answer" in down.error
-    # bounded by the connect timeout (4 s here), not by TCP's minutes-long default
-    assert elapsed < lab_ssh.connect_timeout + 10
+    # bounded by the connect timeout (4 s here), not by TCP's minutes-long default: either the
+    # neighbour lookup fails first (host unreachable) or the connect timeout ends the attempt
+    assert down.error == f"{h3.spec}: no SSH answer within 4 s (host down or port filtered?)" or (
+        down.error.startswith(f"{h3.spec}: host unreachable (") and down.error.endswith("); is it up and on the network?"))
     assert wait_for_engines(controller.client_file, 1, timeout=60) == [0]
 
 

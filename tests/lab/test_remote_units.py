@@ -15,7 +15,7 @@ from ipcluster_kit.remote import SSHOptions, Versions, bootstrap_hosts, parse_ho
 from ipcluster_kit.processes import ProcessRecord
 from ipcluster_kit.remote.bootstrap import HostRecord, check_hosts, resolve_remote_profile_dir
 from ipcluster_kit.remote.connfile import load_engine_file
-from ipcluster_kit.remote.ssh import connect, host_label
+from ipcluster_kit.remote.ssh import connect
 
 ENGINE = {
     "ssh": "", "interface": "tcp://10.213.1.1", "registration": 1001, "control": 1002, "mux": 1003, "task": 1004,
@@ -81,7 +81,7 @@ def test_malformed_host_spec_is_bad_input():
         parse_hosts(["root@@x"])
     with pytest.raises(BadInput, match="engine count"):
         parse_hosts(["h=0"])
-    assert [host_label(h) for h in check_hosts(parse_hosts(["a", "u@b:2222=3"]))] == ["a", "u@b:2222"]
+    assert [h.label for h in check_hosts(parse_hosts(["a", "u@b:2222=3"]))] == ["a", "u@b:2222"]
 
 
 def test_version_messages_name_both_versions():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 
@@ -71,18 +70,19 @@ def test_partial_bringup_min_engines_decides(lab, tmp_path):
     ipython_dir = tmp_path / "ipython"
     h1, h3 = lab.hosts[0], lab.hosts[2]
     made = kit("init", "part", "--ip", lab.gateway, "--host", h1.spec, "--host", h3.alias,
-               "--remote-python", sys.executable, "--ssh-config", str(lab.ssh_config), ipython_dir=ipython_dir)  # fmt: skip
+               "--remote-python", sys.executable, ipython_dir=ipython_dir)  # fmt: skip
     assert made.returncode == 0, made.stderr
+    ssh = ["--ssh-config", str(lab.ssh_config)]  # given to `up`, not recorded in the profile
     lab.stop_sshd(h3)
     try:
-        failed = kit("up", "part", "--timeout", "60", ipython_dir=ipython_dir)
+        failed = kit("up", "part", "--timeout", "60", *ssh, ipython_dir=ipython_dir)
         assert failed.returncode == 1
         lines = failed.stderr.strip().splitlines()
         assert len(lines) == 1 and h3.alias in lines[0] and "did not come up" in lines[0]
         assert lab.engine_pids(h1) == [], "a failed up left engines running"
         assert not (ipython_dir / "profile_part" / "ipcluster_kit_state.json").exists()
 
-        partial = kit("up", "part", "--timeout", "60", "--min-engines", "1", "--json", ipython_dir=ipython_dir)
+        partial = kit("up", "part", "--timeout", "60", "--min-engines", "1", "--json", *ssh, ipython_dir=ipython_dir)
         assert partial.returncode == 0, partial.stderr
         info = json.loads(partial.stdout)
         assert info["engines"] == 1 and any(h3.alias in w for w in info["warnings"])
@@ -92,4 +92,34 @@ def test_partial_bringup_min_engines_decides(lab, tmp_path):
     finally:
         kit("down", "part", ipython_dir=ipython_dir)
         lab.restart_sshd(h3)
+        lab.kill_engines()
+
+
+def test_up_accepts_a_new_host_key_only_when_asked(lab, tmp_path):
+    ipython_dir = tmp_path / "ipython"
+    h2 = lab.hosts[1]
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    config = tmp_path / "ssh_config"
+    config.write_text(lab.ssh_config.read_text().replace(str(lab.known_hosts), str(known)))
+    made = kit("init", "keys", "--ip", lab.gateway, "--host", h2.spec, "--remote-python", sys.executable,
+               ipython_dir=ipython_dir)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    try:
+        refused = kit("up", "keys", "--ssh-config", str(config), "--timeout", "60", ipython_dir=ipython_dir)
+        lines = refused.stderr.strip().splitlines()
+        assert refused.returncode == 1 and len(lines) == 1, refused.stderr
+        assert f"host key for {h2.address} is not known" in lines[0] and "--accept-new-host-keys" in lines[0]
+        assert known.read_text() == "" and lab.engine_pids(h2) == []
+
+        accepted = kit("up", "keys", "--ssh-config", str(config), "--accept-new-host-keys", "--json", "--timeout", "60",
+                       ipython_dir=ipython_dir)  # fmt: skip
+        assert accepted.returncode == 0, accepted.stderr
+        assert json.loads(accepted.stdout)["hosts"] == [h2.spec]
+        assert known.read_text() == f"{h2.address} {h2.host_pubkey}\n"
+        plain = kit("down", "keys", ipython_dir=ipython_dir)  # status and stop reuse the recorded --ssh-config
+        assert plain.returncode == 0 and plain.stdout.strip().startswith("Cluster keys stopped: controller, 0 local engine(s), 1 remote engine(s)")
+        assert lab.engine_pids(h2) == []
+    finally:
+        kit("down", "keys", "--force", ipython_dir=ipython_dir)
         lab.kill_engines()

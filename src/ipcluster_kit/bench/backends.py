@@ -40,7 +40,7 @@ class BenchContext:
 
     workers: int
     timeout: float = 600.0
-    cluster: Any = None  # ipcluster_kit.cluster.local.RunningCluster, when a backend needs one
+    cluster: Any = None  # ipcluster_kit.cluster.running.RunningCluster, when a backend needs one
     client: Any = None  # one ipyparallel.Client for every ipyparallel backend
     targets: list[int] | None = None  # the engine ids in use; None = every engine
     notes: dict[str, Any] = field(default_factory=dict)  # memo: engines warmed, overhead measured

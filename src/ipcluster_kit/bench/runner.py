@@ -98,7 +98,7 @@ def validate(config: BenchConfig) -> tuple[list[Workload], list[str]]:
 
 def attach_profile(config: BenchConfig) -> Any:
     """The cluster ``ipcluster-kit up PROFILE`` started: BadInput for an unknown profile, KitError if down."""
-    from ipcluster_kit.cluster.local import attach
+    from ipcluster_kit.cluster.running import attach
 
     return attach(config.profile, config.ipython_dir)
 
@@ -134,7 +134,7 @@ def open_cluster(
     if not needed:
         yield None, "none"
         return
-    from ipcluster_kit.cluster.local import temporary_cluster
+    from ipcluster_kit.cluster.temporary import temporary_cluster
 
     engines = config.engines or os.cpu_count() or 1
     progress(f"starting a temporary cluster with {engines} engine(s)")
@@ -195,7 +195,7 @@ def run_bench(
     """Run the benchmark; return the result document (schema ``bench-result`` v1).
 
     ``cluster`` may be a running cluster (an object with ``connect()``, ``engines``, ``scheme``,
-    ``hosts``, like :class:`ipcluster_kit.cluster.local.RunningCluster`) to use instead of
+    ``hosts``, like :class:`ipcluster_kit.cluster.running.RunningCluster`) to use instead of
     starting one.
     """
     from ipcluster_kit.bench import results

@@ -1,4 +1,4 @@
-"""``up``, ``status`` and ``down``: local cluster control on a profile."""
+"""``up``, ``status`` and ``down``: cluster control on a profile (parse, call :mod:`ipcluster_kit.api`, render)."""
 
 from __future__ import annotations
 
@@ -19,22 +19,28 @@ def up(
     min_engines: Optional[int] = typer.Option(None, help="With remote hosts: succeed when at least this many engines came up."),
     ssh_config: Optional[List[str]] = typer.Option(None, "--ssh-config", help="OpenSSH client config (like ssh -F); repeatable."),
     accept_new_host_keys: bool = typer.Option(False, help="Accept and record host keys never seen before (a changed key is still refused)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the exact commands and job scripts; start nothing."),
     ipython_dir: Optional[Path] = IPYTHON_DIR,
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result (with the bring-up timeline) as JSON."),
 ) -> None:
-    """Start the controller and engines (local, and on the profile's hosts over SSH); return once all have registered."""
-    from ipcluster_kit.cluster.local import up as start
+    """Start the controller and the engines (here, on SSH hosts, in an MPI world or a Slurm job); return once all have registered."""
+    from ipcluster_kit import api
 
+    if dry_run:
+        _render_preview(api.preview_up(name, ipython_dir=ipython_dir, engines=engines, ssh_config=ssh_config,
+                                       accept_new_host_keys=accept_new_host_keys), json_output)  # fmt: skip
+        return
     with err_console.status("starting cluster") as spinner:
-        cluster, started = start(name, ipython_dir, engines=engines, timeout=timeout, min_engines=min_engines,
-                                 ssh_config=ssh_config, accept_new_host_keys=accept_new_host_keys,
-                                 progress=lambda msg: spinner.update(msg))  # fmt: skip
+        cluster, started = api.up(name, ipython_dir=ipython_dir, engines=engines, timeout=timeout, min_engines=min_engines,
+                                  ssh_config=ssh_config, accept_new_host_keys=accept_new_host_keys,
+                                  progress=lambda msg: spinner.update(msg))  # fmt: skip
     for warning in cluster.warnings:
         warn(warning)
     if json_output:
         print_json({"profile": name, "already_up": not started, "engines": cluster.engines, "scheme": cluster.scheme,
                     "hosts": cluster.hosts, "bringup_seconds": cluster.bringup_seconds,
-                    "client_file": str(cluster.client_file), "warnings": cluster.warnings})  # fmt: skip
+                    "client_file": str(cluster.client_file), "warnings": cluster.warnings,
+                    "timeline": cluster.timeline})  # fmt: skip
         return
     if not started:
         console.print(f"Cluster [bold]{name}[/] is already up ({cluster.engines} engines, scheme {cluster.scheme}).")
@@ -44,32 +50,49 @@ def up(
     console.print(f"Connect with: ipp.Client(profile_dir={str(cluster.profile_dir)!r})  |  stop: ipcluster-kit down {name}")
 
 
+def _render_preview(plan: dict, json_output: bool) -> None:
+    if json_output:
+        print_json(plan)
+        return
+    console.print(f"[bold]controller[/] (this machine):\n  {plan['controller']}", highlight=False, soft_wrap=True)
+    for engine_set in plan["engine_sets"]:
+        for item in engine_set["run"]:
+            console.print(f"[bold]{item['title']}[/]:", highlight=False, soft_wrap=True)
+            console.print("\n".join(f"  {line}" for line in item["text"].splitlines()), highlight=False, markup=False,
+                          soft_wrap=True)  # fmt: skip
+    console.print("Nothing was started (--dry-run).")
+
+
 def status(
     name: str = typer.Argument(..., help="Profile name."),
     ipython_dir: Optional[Path] = IPYTHON_DIR,
     json_output: bool = typer.Option(False, "--json", help="Print the status as JSON."),
 ) -> None:
-    """Show the controller, the engines (per host) and the scheme of a profile's cluster."""
+    """Show the controller, the engines (per host, PID or MPI rank) and the scheme of a profile's cluster."""
     from rich.table import Table
 
-    from ipcluster_kit.cluster.local import status as get_status
+    from ipcluster_kit import api
 
-    info = get_status(name, ipython_dir)
+    info = api.status(name, ipython_dir=ipython_dir)
     if json_output:
         print_json(info)
         return
     state = "[green]up[/]" if info["up"] else "[red]down[/]"
-    console.print(f"Cluster [bold]{name}[/]: {state}, scheme {info['scheme']}, "
-                  f"{info['registered_engines'] if info['registered_engines'] is not None else '-'} of "
-                  f"{info['expected_engines']} engines registered")  # fmt: skip
+    registered = info["registered_engines"] if info["registered_engines"] is not None else "-"
+    console.print(f"Cluster [bold]{name}[/]: {state}, scheme {info['scheme']}, {registered} of {info['expected_engines']} engines registered")
     if info.get("controller_error"):
         console.print(f"[yellow]controller did not answer:[/] {info['controller_error']}")
-    table = Table("role", "host", "pid", "running", "log")
+    for engine_set in info["engine_sets"]:
+        facts = ", ".join(f"{k} {v}" for k, v in engine_set.items() if k not in ("kind", "engines"))
+        if facts:
+            console.print(f"{engine_set['kind']} engines: {facts}", highlight=False)
+    table = Table("role", "host", "pid", "rank", "running", "log")
     if info["controller"]:
         c = info["controller"]
-        table.add_row("controller", "localhost", str(c["pid"]), _yes(c["running"]), c["log"])
+        table.add_row("controller", "localhost", str(c["pid"]), "", _yes(c["running"]), c["log"])
     for e in info["engines"]:
-        table.add_row("engine", e["host"], str(e["pid"]), _yes(e["running"]), e.get("log", ""))
+        table.add_row(f"engine ({e['kind']})", e["host"], str(e.get("pid", "")), str(e.get("rank", "")), _yes(e["running"]),
+                      e.get("error") or e.get("log", ""))  # fmt: skip
     if info["controller"] or info["engines"]:
         console.print(table)
 
@@ -80,13 +103,15 @@ def _yes(flag: bool) -> str:
 
 def down(
     name: str = typer.Argument(..., help="Profile name."),
+    force: bool = typer.Option(False, "--force", help="Also without a (readable) state file: stop every process whose command line names the profile directory."),
+    timeout: float = typer.Option(10.0, help="Seconds each process gets to stop after SIGTERM before SIGKILL."),
     ipython_dir: Optional[Path] = IPYTHON_DIR,
     json_output: bool = typer.Option(False, "--json", help="Print what was stopped as JSON."),
 ) -> None:
-    """Stop everything `up` started for the profile, by PID."""
-    from ipcluster_kit.cluster.local import down as stop
+    """Stop everything of the profile's cluster (by PID, process group, and profile directory) and list it."""
+    from ipcluster_kit import api
 
-    report = stop(name, ipython_dir)
+    report = api.down(name, ipython_dir=ipython_dir, timeout=timeout, force=force)
     if json_output:
         print_json(report)
         return
@@ -94,8 +119,9 @@ def down(
         console.print(f"Cluster [bold]{name}[/] was not up; nothing to stop.")
         return
     remote = f", {report['remote_engines_stopped']} remote engine(s)" if report.get("remote_engines_stopped") else ""
+    found = f", {len(report['found_by_profile_dir'])} found by profile directory" if report["found_by_profile_dir"] else ""
     console.print(f"Cluster [bold]{name}[/] stopped: controller{'' if report['controller_stopped'] else ' (already gone)'}, "
-                  f"{report['engines_stopped']} local engine(s){remote}.")  # fmt: skip
+                  f"{report['engines_stopped']} local engine(s){remote}{found}; {len(report['stopped'])} process(es) in all.")  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

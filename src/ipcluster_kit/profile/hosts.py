@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import Iterable
 
 from ipcluster_kit.errors import BadInput
 
@@ -58,13 +59,18 @@ class HostSpec:
         return cls(host=host, user=user, port=port_number, engines=count)
 
     @property
+    def label(self) -> str:
+        """How a host is named in messages, reports and the state file: ``user@host:port`` (port only when not 22)."""
+        port = f":{self.port}" if self.port != 22 else ""
+        return f"{self.destination}{port}"
+
+    @property
     def destination(self) -> str:
         """``user@host`` or ``host``: what ssh and ipyparallel's ``engines`` dict take as a key."""
         return f"{self.user}@{self.host}" if self.user else self.host
 
     def __str__(self) -> str:
-        port = f":{self.port}" if self.port != 22 else ""
-        return f"{self.destination}{port}={self.engines}"
+        return f"{self.label}={self.engines}"
 
     def to_dict(self) -> dict:
         data = {"host": self.host, "port": self.port, "engines": self.engines}
@@ -83,3 +89,8 @@ class HostSpec:
             engines=int(data.get("engines", 1)),
             remote_python=data.get("remote_python"),
         )
+
+
+def parse_hosts(specs: Iterable["str | HostSpec"]) -> list[HostSpec]:
+    """Host specs from strings (BadInput naming a malformed one); HostSpec values pass through."""
+    return [s if isinstance(s, HostSpec) else HostSpec.parse(s) for s in specs]

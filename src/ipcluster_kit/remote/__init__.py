@@ -15,12 +15,11 @@ from ipcluster_kit.remote.bootstrap import (
     HostResult,
     Versions,
     bootstrap_hosts,
-    bootstrap_hosts_async,
     default_remote_profile_dir,
 )
 from ipcluster_kit.remote.control import HostEngines, remote_engine_status, stop_remote_engines
 from ipcluster_kit.remote.doctor import Check, diagnose
-from ipcluster_kit.remote.hosts import HostSpec, parse_hosts
+from ipcluster_kit.profile.hosts import HostSpec, parse_hosts
 from ipcluster_kit.remote.ssh import SSHOptions
 
 __all__ = [
@@ -32,7 +31,6 @@ __all__ = [
     "SSHOptions",
     "Versions",
     "bootstrap_hosts",
-    "bootstrap_hosts_async",
     "default_remote_profile_dir",
     "diagnose",
     "parse_hosts",

@@ -34,8 +34,9 @@ from ipcluster_kit.errors import BadInput, KitError
 from ipcluster_kit.processes import ProcessRecord
 from ipcluster_kit.profile.hosts import HostSpec
 from ipcluster_kit.remote import scripts
-from ipcluster_kit.remote.connfile import ENGINE_FILE_NAME, EngineFile, load_engine_file
-from ipcluster_kit.remote.ssh import CommandResult, SSHOptions, connect, host_label, run
+from ipcluster_kit.profile.store import ENGINE_CONNECTION_FILE
+from ipcluster_kit.remote.connfile import EngineFile, load_engine_file
+from ipcluster_kit.remote.ssh import CommandResult, SSHOptions, connect, run
 
 log = logging.getLogger("ipcluster_kit.remote")
 
@@ -147,7 +148,7 @@ class HostResult:
 
     @property
     def label(self) -> str:
-        return host_label(self.host)
+        return self.host.label
 
     @property
     def engines(self) -> tuple[ProcessRecord, ...]:
@@ -209,7 +210,7 @@ def check_hosts(hosts: Sequence[HostSpec]) -> list[HostSpec]:
     for host in hosts:
         key = (host.user, host.host, host.port)
         if key in seen:
-            raise BadInput(f"host {host_label(host)} is given twice; give its engine count once as host=N")
+            raise BadInput(f"host {host.label} is given twice; give its engine count once as host=N")
         seen.add(key)
     return hosts
 
@@ -222,7 +223,7 @@ def check_controller_reachable(engine_file: EngineFile, hosts: Sequence[HostSpec
         remote = [h for h in hosts if h.host not in ("localhost", "127.0.0.1", "::1")]
         if remote:
             raise BadInput(
-                f"the controller listens on {engine_file.address} only, which engines on {host_label(remote[0])}"
+                f"the controller listens on {engine_file.address} only, which engines on {remote[0].label}"
                 " cannot reach; re-create the profile with --ip set to an address of this machine those hosts can reach"
             )
 
@@ -312,7 +313,7 @@ async def _bootstrap_one(
             conn,
             python_abs,
             scripts.INSTALL,
-            {"profile_dir": profile_dir, "name": ENGINE_FILE_NAME},
+            {"profile_dir": profile_dir, "name": ENGINE_CONNECTION_FILE},
             label=label,
             what="copying the engine connection file",
             timeout=remaining(),
@@ -404,46 +405,6 @@ async def bootstrap_host(
     return result
 
 
-async def bootstrap_hosts_async(
-    hosts: Sequence[HostSpec],
-    engine_file: str | os.PathLike,
-    *,
-    remote_profile_dir: str,
-    remote_python: str = DEFAULT_REMOTE_PYTHON,
-    local_versions: Versions | None = None,
-    ssh_options: SSHOptions | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    engine_args: Sequence[str] = (),
-) -> list[HostResult]:
-    """:func:`bootstrap_hosts` for callers already in an event loop."""
-    hosts = check_hosts(hosts)
-    validate_remote_profile_dir(remote_profile_dir)
-    for arg in engine_args:
-        if not isinstance(arg, str) or not arg.startswith("--"):
-            raise BadInput(f"invalid engine argument {arg!r}: expected --Name=value")
-    info = load_engine_file(engine_file)
-    check_controller_reachable(info, hosts)
-    versions = local_versions or Versions.local()
-    tag = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
-    gate = asyncio.Semaphore(MAX_PARALLEL)
-
-    async def one(host: HostSpec) -> HostResult:
-        async with gate:
-            return await bootstrap_host(
-                host,
-                info,
-                remote_profile_dir=remote_profile_dir,
-                remote_python=remote_python,
-                local_versions=versions,
-                ssh_options=ssh_options,
-                timeout=timeout,
-                engine_args=engine_args,
-                tag=tag,
-            )
-
-    return list(await asyncio.gather(*(one(h) for h in hosts)))
-
-
 def bootstrap_hosts(
     hosts: Sequence[HostSpec],
     engine_file: str | os.PathLike,
@@ -454,6 +415,7 @@ def bootstrap_hosts(
     ssh_options: SSHOptions | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     engine_args: Sequence[str] = (),
+    on_result: Callable[[HostResult], None] | None = None,
 ) -> list[HostResult]:
     """Bring up engines on every host concurrently; one :class:`HostResult` per host, in order.
 
@@ -461,19 +423,34 @@ def bootstrap_hosts(
     profile directory, an unusable engine file, or a controller only listening on loopback.
     A host's own failure (unreachable, refused, versions, copy, start, timeout) is its result's
     ``error``; the other hosts go on. ``timeout`` bounds each host's whole bring-up.
+    ``on_result`` sees each host's result as soon as that host is done (engines started there are
+    then in ``result.record``), before the other hosts finish.
     """
-    return run_sync(
-        lambda: bootstrap_hosts_async(
-            hosts,
-            engine_file,
-            remote_profile_dir=remote_profile_dir,
-            remote_python=remote_python,
-            local_versions=local_versions,
-            ssh_options=ssh_options,
-            timeout=timeout,
-            engine_args=engine_args,
-        )
-    )
+    hosts = check_hosts(hosts)
+    validate_remote_profile_dir(remote_profile_dir)
+    for arg in engine_args:
+        if not isinstance(arg, str) or not arg.startswith("--"):
+            raise BadInput(f"invalid engine argument {arg!r}: expected --Name=value")
+    info = load_engine_file(engine_file)
+    check_controller_reachable(info, hosts)
+    versions = local_versions or Versions.local()
+    tag = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+
+    async def all_hosts() -> list[HostResult]:
+        gate = asyncio.Semaphore(MAX_PARALLEL)
+
+        async def one(host: HostSpec) -> HostResult:
+            async with gate:
+                result = await bootstrap_host(host, info, remote_profile_dir=remote_profile_dir, remote_python=remote_python,
+                                              local_versions=versions, ssh_options=ssh_options, timeout=timeout,
+                                              engine_args=engine_args, tag=tag)  # fmt: skip
+            if on_result is not None:
+                on_result(result)
+            return result
+
+        return list(await asyncio.gather(*(one(h) for h in hosts)))
+
+    return run_sync(all_hosts)
 
 
 def default_remote_profile_dir(profile_name: str) -> str:

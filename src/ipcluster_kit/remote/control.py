@@ -1,8 +1,9 @@
 """Check and stop engines on remote hosts, by the PIDs recorded at bring-up.
 
 A PID is only signalled when its start time on the host still equals the recorded one, so a
-PID reused by another process after a reboot or a crash is never killed. Stopping sends TERM to
-the engine's process group (the engine and its nanny), then KILL after ``timeout``.
+PID reused by another process after a reboot or a crash is never killed. Stopping runs the kit's
+own :func:`ipcluster_kit.processes.stop_processes` on the host (the engine, its group and its
+nanny: TERM, then KILL after ``timeout``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, Sequence
 from ipcluster_kit.errors import KitError
 from ipcluster_kit.remote import scripts
 from ipcluster_kit.remote.bootstrap import HostRecord, run_python, run_sync
-from ipcluster_kit.remote.ssh import SSHOptions, connect, host_label
+from ipcluster_kit.remote.ssh import SSHOptions, connect
 
 DEFAULT_STOP_TIMEOUT = 5.0
 
@@ -60,7 +61,7 @@ class HostEngines:
 async def _control_one(
     record: HostRecord, *, stop: bool, ssh_options: SSHOptions, timeout: float, use_host_record: bool
 ) -> HostEngines:
-    label = host_label(record.host)
+    label = record.host.label
     begin = time.monotonic()
     out = HostEngines(host=label, ok=False)
     payload: dict[str, Any] = {"stop": stop, "timeout": timeout, "profile_dir": record.profile_dir}
@@ -96,23 +97,17 @@ async def _control_one(
     return out
 
 
-async def control_hosts_async(
-    records: Sequence[HostRecord],
-    *,
-    stop: bool,
-    ssh_options: SSHOptions | None = None,
-    timeout: float = DEFAULT_STOP_TIMEOUT,
-    use_host_record: bool = False,
+def _control_hosts(
+    records: Sequence[HostRecord], *, stop: bool, ssh_options: SSHOptions | None, timeout: float, use_host_record: bool = False
 ) -> list[HostEngines]:
     options = ssh_options or SSHOptions()
-    return list(
-        await asyncio.gather(
-            *(
-                _control_one(r, stop=stop, ssh_options=options, timeout=timeout, use_host_record=use_host_record)
-                for r in records
-            )
-        )
-    )
+
+    async def all_hosts() -> list[HostEngines]:
+        return list(await asyncio.gather(*(
+            _control_one(r, stop=stop, ssh_options=options, timeout=timeout, use_host_record=use_host_record) for r in records
+        )))  # fmt: skip
+
+    return run_sync(all_hosts)
 
 
 def stop_remote_engines(
@@ -129,11 +124,7 @@ def stop_remote_engines(
     stop engines whose local record was lost (e.g. the SSH session dropped during start).
     Never raises for a host's failure (unreachable, ...): it is that host's ``error``.
     """
-    return run_sync(
-        lambda: control_hosts_async(
-            records, stop=True, ssh_options=ssh_options, timeout=timeout, use_host_record=use_host_record
-        )
-    )
+    return _control_hosts(records, stop=True, ssh_options=ssh_options, timeout=timeout, use_host_record=use_host_record)
 
 
 def remote_engine_status(
@@ -143,4 +134,4 @@ def remote_engine_status(
     timeout: float = DEFAULT_STOP_TIMEOUT,
 ) -> list[HostEngines]:
     """Which recorded engines still run on every host (PID and start time), with the log tail of those that do not."""
-    return run_sync(lambda: control_hosts_async(records, stop=False, ssh_options=ssh_options, timeout=timeout))
+    return _control_hosts(records, stop=False, ssh_options=ssh_options, timeout=timeout)

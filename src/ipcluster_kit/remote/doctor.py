@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ipcluster_kit.checks import FAIL, OK, SKIP, WARN, Check, all_ok  # noqa: F401 (all_ok: part of this API)
 from ipcluster_kit.errors import BadInput, KitError
 from ipcluster_kit.profile.hosts import HostSpec
 from ipcluster_kit.remote import scripts
@@ -28,30 +28,12 @@ from ipcluster_kit.remote.bootstrap import (
     run_sync,
     validate_remote_profile_dir,
 )
-from ipcluster_kit.remote.connfile import ENGINE_FILE_NAME, EngineFile, load_engine_file
-from ipcluster_kit.remote.ssh import SSHOptions, connect, host_label, run
-
-OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
+from ipcluster_kit.profile.store import ENGINE_CONNECTION_FILE
+from ipcluster_kit.remote.connfile import EngineFile, load_engine_file
+from ipcluster_kit.remote.ssh import SSHOptions, connect, run
 
 DEFAULT_MAX_CLOCK_SKEW = 1.0  # seconds
 PORT_TIMEOUT = 3.0
-
-
-@dataclass(frozen=True)
-class Check:
-    """One finding: ``where`` is ``controller`` or a host label; ``status`` ok/warn/fail/skip."""
-
-    where: str
-    name: str  # connection-file, address, ports, ssh, python, ipyparallel, clock
-    status: str
-    detail: str
-
-    @property
-    def ok(self) -> bool:
-        return self.status in (OK, SKIP, WARN)
-
-    def to_dict(self) -> dict[str, str]:
-        return {"where": self.where, "name": self.name, "status": self.status, "detail": self.detail}
 
 
 def _port_summary(address: str, ports: dict[str, int], outcome: dict[int, str]) -> tuple[str, str]:
@@ -121,7 +103,7 @@ async def _host_checks(
     controller_listening: bool,
     max_clock_skew: float,
 ) -> list[Check]:
-    label = host_label(host)
+    label = host.label
     names = ("python", "ipyparallel", "connection-file", "ports", "clock")
     python = host.remote_python or remote_python
 
@@ -137,7 +119,7 @@ async def _host_checks(
     try:
         payload = {
             "profile_dir": remote_profile_dir,
-            "name": ENGINE_FILE_NAME,
+            "name": ENGINE_CONNECTION_FILE,
             "address": engine_file.address if engine_file else "",
             "ports": sorted(set(engine_file.ports.values())) if engine_file else [],
             "timeout": PORT_TIMEOUT,
@@ -212,7 +194,7 @@ async def _host_checks(
         if abs(skew) - error > max_clock_skew:
             checks.append(Check(label, "clock", WARN, text + f"; more than {max_clock_skew:g} s: run NTP on the hosts"))
         else:
-            checks.append(Check(label, "clock", OK, text))
+            checks.append(Check(label, "clock", OK, text + f"; within {max_clock_skew:g} s"))
     else:
         checks.append(Check(label, "clock", SKIP, "no remote time"))
     return checks
@@ -232,58 +214,6 @@ async def _measure_clock(conn, label: str) -> tuple[float, float] | None:
     return remote - (t0 + t1) / 2, (t1 - t0) / 2
 
 
-async def diagnose_async(
-    hosts: Sequence[HostSpec],
-    engine_file: str | os.PathLike,
-    *,
-    remote_profile_dir: str,
-    remote_python: str = DEFAULT_REMOTE_PYTHON,
-    local_versions: Versions | None = None,
-    ssh_options: SSHOptions | None = None,
-    timeout: float = 30.0,
-    max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW,
-) -> list[Check]:
-    hosts = check_hosts(hosts)
-    validate_remote_profile_dir(remote_profile_dir)
-    local = local_versions or Versions.local()
-    options = ssh_options or SSHOptions()
-    info: EngineFile | None
-    try:
-        info = load_engine_file(Path(engine_file))
-    except BadInput as exc:
-        info = None
-        controller, listening = [Check("controller", "connection-file", FAIL, exc.message)], False
-    else:
-        controller, listening = await _controller_checks(info, hosts)
-    per_host = await asyncio.gather(
-        *(
-            asyncio.wait_for(
-                _host_checks(
-                    h,
-                    info,
-                    remote_profile_dir=remote_profile_dir,
-                    remote_python=remote_python,
-                    local=local,
-                    ssh_options=options,
-                    timeout=timeout,
-                    controller_listening=listening,
-                    max_clock_skew=max_clock_skew,
-                ),
-                timeout + options.connect_timeout + 10,
-            )
-            for h in hosts
-        ),
-        return_exceptions=True,
-    )
-    checks = list(controller)
-    for host, found in zip(hosts, per_host):
-        if isinstance(found, BaseException):
-            checks.append(Check(host_label(host), "ssh", FAIL, f"{host_label(host)}: checks did not finish ({type(found).__name__})"))
-        else:
-            checks.extend(found)
-    return checks
-
-
 def diagnose(
     hosts: Sequence[HostSpec],
     engine_file: str | os.PathLike,
@@ -296,19 +226,35 @@ def diagnose(
     max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW,
 ) -> list[Check]:
     """Checks for the controller, then for each host (in order). Raises BadInput only for bad arguments."""
-    return run_sync(
-        lambda: diagnose_async(
-            hosts,
-            engine_file,
-            remote_profile_dir=remote_profile_dir,
-            remote_python=remote_python,
-            local_versions=local_versions,
-            ssh_options=ssh_options,
-            timeout=timeout,
-            max_clock_skew=max_clock_skew,
-        )
-    )
+    hosts = check_hosts(hosts)
+    validate_remote_profile_dir(remote_profile_dir)
+    local = local_versions or Versions.local()
+    options = ssh_options or SSHOptions()
 
+    async def everything() -> list[Check]:
+        info: EngineFile | None
+        try:
+            info = load_engine_file(Path(engine_file))
+        except BadInput as exc:
+            info = None
+            controller, listening = [Check("controller", "connection-file", FAIL, exc.message)], False
+        else:
+            controller, listening = await _controller_checks(info, hosts)
+        per_host = await asyncio.gather(*(
+            asyncio.wait_for(
+                _host_checks(h, info, remote_profile_dir=remote_profile_dir, remote_python=remote_python, local=local,
+                             ssh_options=options, timeout=timeout, controller_listening=listening,
+                             max_clock_skew=max_clock_skew),
+                timeout + options.connect_timeout + 10,
+            )
+            for h in hosts
+        ), return_exceptions=True)  # fmt: skip
+        checks = list(controller)
+        for host, found in zip(hosts, per_host):
+            if isinstance(found, BaseException):
+                checks.append(Check(host.label, "ssh", FAIL, f"{host.label}: checks did not finish ({type(found).__name__})"))
+            else:
+                checks.extend(found)
+        return checks
 
-def all_ok(checks: Sequence[Check]) -> bool:
-    return all(c.ok for c in checks)
+    return run_sync(everything)

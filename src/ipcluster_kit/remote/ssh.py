@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ipcluster_kit.errors import BadInput, KitError
+from ipcluster_kit.validate import check_seconds
 
 if TYPE_CHECKING:  # asyncssh is imported lazily: the CLI must start without it.
     import asyncssh
@@ -80,8 +81,7 @@ class SSHOptions:
             if not path.is_file() or not os.access(path, os.R_OK):
                 raise BadInput(f"--ssh-config {str(item)!r}: no such readable file")
             paths.append(path.absolute())
-        if not connect_timeout or connect_timeout <= 0:
-            raise BadInput(f"invalid SSH connect timeout {connect_timeout!r}: it must be a positive number of seconds")
+        connect_timeout = check_seconds("--connect-timeout", connect_timeout)
         return cls(
             config=tuple(paths),
             known_hosts=tuple(Path(p).expanduser().absolute() for p in (known_hosts or ())),
@@ -89,11 +89,16 @@ class SSHOptions:
             connect_timeout=float(connect_timeout),
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """What later checks and stops reuse (kept in the state file); never a key."""
+        return {"config": [str(p) for p in self.config], "known_hosts": [str(p) for p in self.known_hosts],
+                "connect_timeout": self.connect_timeout}  # fmt: skip
 
-def host_label(host: "HostSpec") -> str:
-    """How a host is named in messages: ``user@host:port`` (port only when not 22)."""
-    port = f":{host.port}" if host.port != 22 else ""
-    return f"{host.destination}{port}"
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SSHOptions":
+        return cls(config=tuple(Path(p) for p in data.get("config", [])),
+                   known_hosts=tuple(Path(p) for p in data.get("known_hosts", [])),
+                   connect_timeout=float(data.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)))  # fmt: skip
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -185,7 +190,7 @@ def _resolve_options(host: "HostSpec", options: SSHOptions):
     try:
         resolved = asyncssh.SSHClientConnectionOptions(host=host.host, **kwargs)
     except (OSError, ValueError, asyncssh.Error) as exc:
-        raise KitError(f"{host_label(host)}: bad SSH configuration: {exc}") from None
+        raise KitError(f"{host.label}: bad SSH configuration: {exc}") from None
     known = resolved.known_hosts
     if known is None:
         files: list[Path] = []
@@ -203,7 +208,7 @@ async def connect(host: "HostSpec", options: SSHOptions | None = None) -> "async
     import asyncssh
 
     options = options or SSHOptions()
-    label = host_label(host)
+    label = host.label
     kwargs, known_files = _resolve_options(host, options)
     policy = _HostKeyPolicy(known_files, options.accept_new_host_keys)
     try:

@@ -183,7 +183,7 @@ def run_combination(combo: Combination, plan: Plan, refs: dict[str, Any], *, pre
     """
     import warnings
 
-    from ipcluster_kit.cluster.local import temporary_cluster
+    from ipcluster_kit.cluster.temporary import temporary_cluster
 
     started = time.monotonic()
     notes: list[str] = []

@@ -1,0 +1,190 @@
+"""Faults around a live cluster, each with real processes: a controller killed with SIGKILL, a corrupt
+state file, concurrent `up`, Ctrl-C during `up`, bad option values."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from helpers import KIT, process_group, run_kit, wait_for
+from ipcluster_kit.processes import find_by_argument
+
+pytestmark = pytest.mark.e2e
+
+# Engines that never register: a sitecustomize that makes `python -m ipyparallel.engine` sleep, so a
+# bring-up is reliably still waiting when the test interrupts it.
+HANG_ENGINES = "import sys, time\nif 'ipyparallel.engine' in getattr(sys, 'orig_argv', []):\n    time.sleep(120)\n"
+
+
+def _kit(ipython_dir: Path, *args: str, **kw) -> subprocess.CompletedProcess:
+    return run_kit(*args, "--ipython-dir", str(ipython_dir), **kw)
+
+
+def _one_error_line(result: subprocess.CompletedProcess) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ipcluster-kit: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def _of_profile(profile_dir: Path) -> list[int]:
+    return [r.pid for r in find_by_argument(str(profile_dir))]
+
+
+@pytest.fixture
+def cluster(ipython_dir):
+    """Profile `f` with 2 engines, up; everything of it is stopped after the test."""
+    _kit(ipython_dir, "init", "f", "--engines", "2", check=True)
+    _kit(ipython_dir, "up", "f", check=True)
+    profile_dir = ipython_dir / "profile_f"
+    yield profile_dir
+    _kit(ipython_dir, "down", "f", "--force")
+    assert _of_profile(profile_dir) == []
+
+
+def test_down_after_the_controller_was_killed_stops_its_schedulers(ipython_dir, cluster):
+    state = json.loads((cluster / "ipcluster_kit_state.json").read_text())
+    controller = state["controller"]["pid"]
+    schedulers = process_group(controller) - {controller}
+    assert schedulers, "the controller's schedulers run in its process group"
+    os.kill(controller, signal.SIGKILL)
+    wait_for(lambda: not psutil.pid_exists(controller) or psutil.Process(controller).status() == psutil.STATUS_ZOMBIE,
+             10, what="the controller to die")  # fmt: skip
+    assert process_group(controller) == schedulers  # orphaned, still running and listening
+
+    report = json.loads(_kit(ipython_dir, "down", "f", "--json", check=True).stdout)
+    assert not report["controller_stopped"] and report["engines_stopped"] == 2 and report["left_running"] == []
+    listed = {e["pid"]: e["role"] for e in report["stopped"]}
+    assert schedulers <= set(listed) and {listed[p] for p in schedulers} == {"controller group"}
+    assert process_group(controller) == set() and _of_profile(cluster) == []
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("{}", "not a cluster state"), ("[]", "not a cluster state"), ("{not json", "is not JSON"),
+    (None, "not a cluster state"),  # a record missing a field
+])  # fmt: skip
+def test_a_corrupt_state_file_under_a_live_cluster(ipython_dir, cluster, content, problem):
+    state_file = cluster / "ipcluster_kit_state.json"
+    good = json.loads(state_file.read_text())
+    if content is None:
+        del good["engine_sets"][0]["processes"][0]["pid"]
+        content = json.dumps(good)
+    state_file.write_text(content)
+    live = set(_of_profile(cluster))
+    assert len(live) >= 3  # controller and two engines (and their helpers)
+
+    for command in (["status", "f"], ["up", "f"], ["down", "f"]):
+        result = _kit(ipython_dir, *command)
+        line = _one_error_line(result)
+        assert result.returncode == 1 and problem in line and "`ipcluster-kit down f --force`" in line, line
+    assert set(_of_profile(cluster)) == live  # no second cluster, nothing stopped, nothing started
+    assert state_file.read_text() == content
+
+    report = json.loads(_kit(ipython_dir, "down", "f", "--force", "--json", check=True).stdout)
+    assert report["left_running"] == [] and {e["pid"] for e in report["found_by_profile_dir"]} >= live
+    assert _of_profile(cluster) == [] and not state_file.exists()
+    assert json.loads(_kit(ipython_dir, "status", "f", "--json", check=True).stdout)["up"] is False
+
+
+def test_three_concurrent_up_make_one_cluster(ipython_dir):
+    _kit(ipython_dir, "init", "race", "--engines", "2", check=True)
+    profile_dir = ipython_dir / "profile_race"
+    env = dict(os.environ, COLUMNS="200")
+    ups = [subprocess.Popen(KIT + ["up", "race", "--json", "--ipython-dir", str(ipython_dir)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env) for _ in range(3)]  # fmt: skip
+    try:
+        results = [p.communicate(timeout=120) for p in ups]
+        assert [p.returncode for p in ups] == [0, 0, 0], [err for _, err in results]
+        assert sorted(json.loads(out)["already_up"] for out, _ in results) == [False, True, True]
+        commands = {pid: " ".join(psutil.Process(pid).cmdline()) for pid in _of_profile(profile_dir)}
+        leaders = [pid for pid, c in commands.items() if "ipyparallel.controller" in c and os.getpgid(pid) == pid]
+        assert len(leaders) == 1  # one controller (its schedulers are forks of it, in its group)
+        assert sum("ipyparallel.engine" in c for c in commands.values()) == 2
+    finally:
+        report = json.loads(_kit(ipython_dir, "down", "race", "--json").stdout)
+    assert report["left_running"] == [] and report["found_by_profile_dir"] == []
+    assert _of_profile(profile_dir) == []
+
+
+def test_ctrl_c_during_up_stops_what_was_started(ipython_dir, tmp_path):
+    _kit(ipython_dir, "init", "ctrlc", "--engines", "2", check=True)
+    profile_dir = ipython_dir / "profile_ctrlc"
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(HANG_ENGINES)
+    env = dict(os.environ, PYTHONPATH=str(site), COLUMNS="200")
+    up = subprocess.Popen(KIT + ["up", "ctrlc", "--ipython-dir", str(ipython_dir)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    try:
+        def engines_started():
+            try:
+                sets = json.loads((profile_dir / "ipcluster_kit_state.json").read_text())["engine_sets"]
+            except (OSError, ValueError):
+                return False
+            return bool(sets) and len(sets[0]["processes"]) == 2
+
+        wait_for(engines_started, 60, what="up to start its engines")
+        up.send_signal(signal.SIGINT)
+        _, err = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert up.returncode == 130
+    assert err.strip().splitlines() == [
+        "ipcluster-kit: error: interrupted: `up ctrlc` stopped the controller and 2 engine(s) it had started"]
+    assert _of_profile(profile_dir) == [] and not (profile_dir / "ipcluster_kit_state.json").exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["up", "v", "--timeout", "nan"], "invalid --timeout nan"), (["up", "v", "--timeout", "inf"], "invalid --timeout inf"),
+    (["up", "v", "--min-engines", "-1"], "--min-engines"), (["up", "v", "--engines", "-2"], "--engines"),
+    (["down", "v", "--timeout", "nan"], "invalid --timeout nan"),
+    (["doctor", "v", "--host", "h", "--max-clock-skew", "-1"], "invalid --max-clock-skew -1"),
+    (["doctor", "v", "--host", "h", "--connect-timeout", "nan"], "invalid --connect-timeout nan"),
+    (["bootstrap", "v", "--host", "h", "--connect-timeout", "0"], "invalid --connect-timeout 0"),
+])  # fmt: skip
+def test_bad_values_are_one_line_and_start_nothing(ipython_dir, args, needle):
+    _kit(ipython_dir, "init", "v", check=True)
+    result = _kit(ipython_dir, *args)
+    assert result.returncode == 2
+    assert needle in _one_error_line(result)
+    assert _of_profile(ipython_dir / "profile_v") == []
+    assert not (ipython_dir / "profile_v" / "ipcluster_kit_state.json").exists()
+
+
+def test_the_api_refuses_the_same_values():
+    from ipcluster_kit import api
+    from ipcluster_kit.errors import BadInput
+
+    for call, needle in [(lambda: api.up("x", timeout=float("nan")), "--timeout"),
+                         (lambda: api.up("x", min_engines=-1), "--min-engines"),
+                         (lambda: api.down("x", timeout=float("inf")), "--timeout"),
+                         (lambda: api.doctor("x", max_clock_skew=-1), "--max-clock-skew"),
+                         (lambda: api.doctor("x", connect_timeout=float("nan")), "--connect-timeout")]:  # fmt: skip
+        with pytest.raises(BadInput, match=needle):
+            call()
+
+
+def test_a_busy_profile_names_who_holds_it_and_a_dead_holder_frees_it(ipython_dir):
+    """The profile lock dies with its holder: a killed `up` never blocks the next command."""
+    _kit(ipython_dir, "init", "lk", "--engines", "1", check=True)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from ipcluster_kit.cluster.lock import profile_lock\n"
+        "with profile_lock(Path(sys.argv[1]), 'test holder', 5):\n    print('held', flush=True); time.sleep(120)\n"),
+        str(ipython_dir / "profile_lk")], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        busy = _kit(ipython_dir, "down", "lk", "--timeout", "0.2")
+        line = _one_error_line(busy)
+        assert "profile 'lk' is busy: `test holder`" in line and f"PID {holder.pid}" in line
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert _kit(ipython_dir, "down", "lk", check=True).stdout.strip() == "Cluster lk was not up; nothing to stop."
