@@ -74,7 +74,7 @@ def check_seconds(
     number = _number(option, value)
     if math.isnan(number) or math.isinf(number):
         raise _refuse(option, value, "expected a finite number of seconds")
-    if number == 0 and not allow_zero:
+    if number <= 0 and minimum <= 0 and not allow_zero:
         raise _refuse(option, value, "it must be more than 0 seconds")
     if number < minimum and not (number == 0 and allow_zero):
         raise _refuse(option, value, f"it must be at least {minimum:g} seconds")
