@@ -132,9 +132,19 @@ def partition_nodes(timeout: float = DEFAULT_TIMEOUT) -> list[PartitionNodes]:
     return found
 
 
-def srun_immediate(argv: list[str], *, partition: str | None, timeout: float, wait: int = 10) -> subprocess.CompletedProcess:
+def node_states(nodes: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, str]:
+    """Node -> Slurm state (``idle``, ``mixed``, ``down*``: a ``*`` means slurmctld hears nothing from it)."""
+    if not nodes:
+        return {}
+    proc = run(["sinfo", "--noheader", "--Node", f"--nodes={nodes}", "--format=%N|%T"], timeout)
+    states = dict(line.strip().split("|", 1) for line in proc.stdout.splitlines() if "|" in line)
+    return dict(sorted(states.items()))
+
+
+def srun_immediate(argv: list[str], *, partition: str | None, account: str | None = None, timeout: float,
+                   wait: int = 10) -> subprocess.CompletedProcess:  # fmt: skip
     """Run one task on one node now (``srun --immediate``: give up if no node is free within ``wait`` s)."""
-    options = ["--nodes=1", "--ntasks=1", f"--immediate={wait}", "--quiet"]
-    if partition:
-        options.append(f"--partition={partition}")
+    options = ["--nodes=1", "--ntasks=1", f"--immediate={wait}", "--time=1", "--quiet"]
+    options += [f"--partition={partition}"] if partition else []
+    options += [f"--account={account}"] if account else []
     return run(["srun", *options, *argv], timeout, check=False)

@@ -266,8 +266,8 @@ def build_spec(
                 " give the count per host as host=N"
             )
         engine_count = total
-    elif engines is None and nodes is not None and tasks_per_node is not None:
-        engine_count = check_count("--nodes", nodes, 1) * check_count("--tasks-per-node", tasks_per_node, 1)
+    elif engines is None and nodes is not None:  # a Slurm job's shape: tasks per node (default 1) on each node
+        engine_count = check_count("--nodes", nodes, 1) * check_count("--tasks-per-node", tasks_per_node or 1, 1)
     else:
         engine_count = engines if engines is not None else base.get("engines", os.cpu_count() or 1)
     engine_count = check_count("--engines", engine_count, 1, maximum=MAX_ENGINES)
