@@ -7,6 +7,8 @@ import subprocess
 
 import pytest
 
+from helpers import wait_for
+
 from .slurmlab import SlurmLab, unavailable_reason
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
@@ -18,7 +20,7 @@ def test_a_step_runs_on_every_node_in_its_own_namespace_and_hostname(slurm_lab):
     assert result.returncode == 0, result.stderr
     seen = sorted(line.split(": ", 1)[1] for line in result.stdout.splitlines())
     assert seen == sorted(f"{n.name} {n.netns_id()}" for n in slurm_lab.nodes)
-    assert not slurm_lab.squeue()
+    wait_for(lambda: not slurm_lab.squeue(), 20, what="srun's allocation gone from squeue")  # it completes just after
 
 
 def test_teardown_leaves_no_process_namespace_link_or_directory():
