@@ -128,6 +128,22 @@ def _time_once(backend: Backend, workload: Workload, record: RunRecord, warm: bo
         record.details.append(detail)
 
 
+def _prepare(ready: list[Backend], workload: Workload, by_name: dict[str, RunRecord],
+             task_seconds: Sequence[float] | None) -> list[Backend]:  # fmt: skip
+    """Tell each ready backend about ``workload``; the ones that took it (a failure fails that record)."""
+    alive = []
+    for backend in ready:
+        record = by_name[backend.name]
+        if not record.ok:
+            continue
+        try:
+            record.params = backend.prepare(workload, task_seconds)
+            alive.append(backend)
+        except Exception as exc:
+            _fail(record, "prepare failed", exc)
+    return alive
+
+
 def measure_round(
     ctx: BenchContext,
     backends: list[Backend],
@@ -161,16 +177,7 @@ def measure_round(
                 failed_early[backend.name] = f"setup failed: {describe(exc)[0]}"
         for workload in workloads:
             by_name = {b.name: RunRecord(workload.name, b.name, b.workers(ctx), error=failed_early.get(b.name)) for b in backends}
-            alive = []
-            for backend in ready:
-                record = by_name[backend.name]
-                if not record.ok:
-                    continue
-                try:
-                    record.params = backend.prepare(workload, task_seconds.get(workload.name))
-                    alive.append(backend)
-                except Exception as exc:
-                    _fail(record, "prepare failed", exc)
+            alive = _prepare(ready, workload, by_name, task_seconds.get(workload.name))
             for round_no in range(warmup + repeat):
                 warm = round_no < warmup
                 shift = round_no % len(alive) if alive else 0

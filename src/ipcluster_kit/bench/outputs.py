@@ -50,6 +50,18 @@ def dumps(document: dict) -> str:
     return json.dumps(document, indent=2, allow_nan=False) + "\n"
 
 
+def figure_png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (then closed), for ``write_output`` or a notebook's display."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
 def write_json(path: PathLike, document: dict) -> None:
     write_output(path, dumps(document))
 

@@ -158,6 +158,31 @@ def statistics_block() -> dict:
     return {"center": "median", "interval": stats.CI_METHOD, "interval_level": stats.TARGET_COVERAGE}
 
 
+def serial_reference_entry(durations: Sequence[float]) -> dict:
+    """The serial reference run of a workload: its total and per-task seconds."""
+    return {
+        "seconds": sum(durations),
+        "task_seconds_mean": sum(durations) / len(durations) if durations else 0.0,
+        "task_seconds_min": min(durations) if durations else 0.0,
+        "task_seconds_max": max(durations) if durations else 0.0,
+    }
+
+
+def overhead_entry(runs: Sequence[dict], tasks: int) -> dict:
+    """Per backend, what one no-op task cost on the overhead workload."""
+    out = {}
+    for run in runs:
+        if run["workload"] == "overhead" and run["status"] == "ok":
+            median = run["stats"]["median"]
+            out[run["backend"]] = {
+                "seconds_per_task": median / tasks,
+                "tasks_per_second": tasks / median if median > 0 else None,
+                "worker_seconds_per_task": median * run["workers"] / tasks,
+                "chunksize": run["params"].get("chunksize"),
+            }
+    return out
+
+
 def build_document(
     *,
     config: Any,
@@ -176,40 +201,16 @@ def build_document(
     from ipcluster_kit.bench.backends import BACKENDS
 
     tasks = {w.name: w.size for w in workloads}
-    main_workers, main_records = rounds[0]
-    runs = round_entries(main_records, tasks)
-    overhead = None
-    if "overhead" in tasks:
-        overhead = {}
-        for run in runs:
-            if run["workload"] == "overhead" and run["status"] == "ok":
-                median = run["stats"]["median"]
-                overhead[run["backend"]] = {
-                    "seconds_per_task": median / tasks["overhead"],
-                    "tasks_per_second": tasks["overhead"] / median if median > 0 else None,
-                    "worker_seconds_per_task": median * run["workers"] / tasks["overhead"],
-                    "chunksize": run["params"].get("chunksize"),
-                }
+    runs = round_entries(rounds[0][1], tasks)
+    overhead = overhead_entry(runs, tasks["overhead"]) if "overhead" in tasks else None
     scaling = None
     if getattr(config, "scaling", False):
         scaling = {
             "engine_counts": sorted(k for k, _ in rounds),
             "rounds": [{"workers": k, "runs": round_entries(recs, tasks)} for k, recs in rounds[1:]],
         }
-    workload_entries = []
-    for w in workloads:
-        durations = refs[w.name].task_seconds
-        workload_entries.append({
-            "name": w.name,
-            "description": w.description,
-            "tasks": w.size,
-            "serial_reference": {
-                "seconds": sum(durations),
-                "task_seconds_mean": sum(durations) / len(durations) if durations else 0.0,
-                "task_seconds_min": min(durations) if durations else 0.0,
-                "task_seconds_max": max(durations) if durations else 0.0,
-            },
-        })  # fmt: skip
+    workload_entries = [{"name": w.name, "description": w.description, "tasks": w.size,
+                         "serial_reference": serial_reference_entry(refs[w.name].task_seconds)} for w in workloads]  # fmt: skip
     return {
         **header(KIND, created, getattr(config, "command", None)),
         "config": {

@@ -17,6 +17,15 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
+def _say_copied(report) -> None:
+    if report.copied:
+        _say(f"Copied {len(report.copied)} file(s) to {report.target}: {', '.join(report.copied)}")
+    if report.kept:
+        _say(f"Kept existing copies in {report.target} (not overwritten; delete them to get the packaged versions): {', '.join(report.kept)}")
+    if not report.copied and not report.kept:
+        _say(f"No example notebooks are packaged; serving {report.target}")
+
+
 def notebooks(
     directory: Path = typer.Option(Path(DEFAULT_DIR), "--dir", help="Working folder the notebooks are copied to (existing copies are kept)."),
     port: Optional[int] = typer.Option(None, "--port", help="Port on 127.0.0.1 (default: the first free one from 8888)."),
@@ -41,12 +50,7 @@ def notebooks(
     warnings = checks.extension_warnings()
 
     report = copying.copy_examples(target)
-    if report.copied:
-        _say(f"Copied {len(report.copied)} file(s) to {report.target}: {', '.join(report.copied)}")
-    if report.kept:
-        _say(f"Kept existing copies in {report.target} (not overwritten; delete them to get the packaged versions): {', '.join(report.kept)}")
-    if not report.copied and not report.kept:
-        _say(f"No example notebooks are packaged; serving {report.target}")
+    _say_copied(report)
     if running_as_root():
         warnings.append("running JupyterLab as root (allowed because it listens on 127.0.0.1 only, behind a token)")
     for message in warnings:

@@ -36,6 +36,11 @@ def pure_caveat(scheme: str) -> str:
     return f"; pure gives up {PURE_TRADEOFFS}" if scheme == PURE else ""
 
 
+def is_default(combo: dict, defaults: dict) -> bool:
+    """Whether ``combo`` is ipyparallel's default scheme and hwm."""
+    return combo["scheme"] == defaults["scheme"] and combo["hwm"] == defaults["hwm"]
+
+
 def _overlap(a: dict, b: dict) -> bool:
     return max(a["ci_low"], b["ci_low"]) <= min(a["ci_high"], b["ci_high"])
 
@@ -71,6 +76,16 @@ def difference(workload: dict, best: dict, default: dict) -> tuple[float, str]:
     return (1 - best["median"] / default["median"]) * 100, "faster than"
 
 
+def _verdict(best_combo: dict, best: dict, default_combo: dict | None, default: dict | None) -> str:
+    if default is None:
+        return "no-default"
+    if default_combo is best_combo:
+        return "default-best"
+    if min(best["n"], default["n"]) < MIN_REPEATS_TO_COMPARE:
+        return "inconclusive"
+    return "tie" if _overlap(best, default) else "better"
+
+
 def recommend_workload(document: dict, workload: dict) -> dict | None:
     """The best combination on one workload, against the default, with a verdict and a line.
 
@@ -88,35 +103,26 @@ def recommend_workload(document: dict, workload: dict) -> dict | None:
         return None
     defaults = document["defaults"]
     best_combo, best = min(candidates, key=lambda c: c[1]["median"])
-    found = [c for c in candidates if c[0]["scheme"] == defaults["scheme"] and c[0]["hwm"] == defaults["hwm"]]
+    found = [c for c in candidates if is_default(c[0], defaults)]
     default_combo, default = found[0] if found else (None, None)
     title = TITLES.get(name, name)
     if name == USER:
         title = next((w.get("function") for w in document["workloads"] if w["name"] == USER), None) or title
     default_label = f"the default {defaults['scheme']}, hwm={defaults['hwm']}"
     ties = [c["label"] for c, s in candidates if c is not best_combo and _overlap(s, best)]
-    pct = None
-    if default is None:
-        verdict = "no-default"
-    elif default_combo is best_combo:
-        verdict = "default-best"
-    elif min(best["n"], default["n"]) < MIN_REPEATS_TO_COMPARE:
-        verdict = "inconclusive"
-    elif _overlap(best, default):
-        verdict = "tie"
-    else:
-        verdict = "better"
+    verdict = _verdict(best_combo, best, default_combo, default)
     long_best = format_value(workload, best, long=True)
+    pct, versus = None, ""
     if default is not None and default_combo is not best_combo:
         pct, words = difference(workload, best, default)
-        default_text = f"{default_label} ({format_value(workload, default)})"
+        versus = f"{pct:.0f}% {words} {default_label} ({format_value(workload, default)})"
     if verdict == "better":
-        line = f"for {title}: {best_combo['label']}, {long_best}, {pct:.0f}% {words} {default_text}"
+        line = f"for {title}: {best_combo['label']}, {long_best}, {versus}"
     elif verdict == "tie":
-        line = (f"for {title}: {best_combo['label']} is fastest ({long_best}), {pct:.0f}% {words} {default_text},"
+        line = (f"for {title}: {best_combo['label']} is fastest ({long_best}), {versus},"
                 " but that is a tie with the default (within noise): keep the default")  # fmt: skip
     elif verdict == "inconclusive":
-        line = (f"for {title}: {best_combo['label']} is fastest ({long_best}), {pct:.0f}% {words} {default_text},"
+        line = (f"for {title}: {best_combo['label']} is fastest ({long_best}), {versus},"
                 f" but {min(best['n'], default['n'])} repeat(s) cannot tell them apart (use --repeat 5 or more): keep the default")  # fmt: skip
     elif verdict == "default-best":
         named = "; ".join(ties[:4]) + (f"; and {len(ties) - 4} more" if len(ties) > 4 else "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from ipcluster_kit.bench.shootout.recommend import USER, in_unit, failures, format_value
+from ipcluster_kit.bench.shootout.recommend import USER, failures, format_value, in_unit, is_default
 
 def _run(combo: dict, workload: str) -> dict | None:
     return next((r for r in combo["runs"] if r["workload"] == workload), None)
@@ -34,7 +34,7 @@ def table(document: dict):
         probe = combo["hwm_probe"]
         if probe is not None:
             said += f", hwm {'ok' if probe['consistent'] else '[red]?[/]'}"
-        label = combo["label"] + (" (default)" if combo["scheme"] == defaults["scheme"] and combo["hwm"] == defaults["hwm"] else "")
+        label = combo["label"] + (" (default)" if is_default(combo, defaults) else "")
         cells = []
         for w in workloads:
             run = _run(combo, w["name"])
@@ -105,19 +105,63 @@ def lines(document: dict) -> list[str]:
     return out
 
 
+def _panel(ax, w: dict, combos: list[dict], best: dict, defaults: dict) -> None:
+    """One workload: each combination's median with its interval, in the workload's unit."""
+    labels = [c["label"] for c in combos]
+    ys, values, err_low, err_high, colors, hatches = [], [], [], [], [], []
+    for i, combo in enumerate(combos):
+        run = _run(combo, w["name"])
+        if run is None or run["status"] != "ok":
+            ax.text(0, i, "  failed" if run is not None or combo["error"] else "", va="center", color="tab:red", fontsize=7)
+            continue
+        s = run["stats"]
+        med = in_unit(w, s)
+        ends = sorted([in_unit(w, s, "ci_low"), in_unit(w, s, "ci_high")])
+        ys.append(i)
+        values.append(med)
+        err_low.append(max(med - ends[0], 0))
+        err_high.append(max(ends[1] - med, 0))
+        default = is_default(combo, defaults)
+        colors.append("tab:green" if best.get(w["name"]) == combo["label"] else ("0.55" if default else "tab:blue"))
+        hatches.append("//" if default else "")
+    default_run = next((_run(c, w["name"]) for c in combos if is_default(c, defaults)), None)
+    if default_run is not None and default_run["status"] == "ok":  # the default's interval: within it is a tie
+        ends = sorted([in_unit(w, default_run["stats"], "ci_low"), in_unit(w, default_run["stats"], "ci_high")])
+        ax.axvspan(ends[0], ends[1], color="0.85", zorder=0)
+    bars = ax.barh(ys, values, xerr=[err_low, err_high], capsize=2, color=colors, edgecolor="0.2", linewidth=0.4)
+    for bar, hatch in zip(bars, hatches):
+        bar.set_hatch(hatch)
+    for y, v, e in zip(ys, values, err_high):
+        ax.annotate(f"{v:,.0f}" if w["name"] == "overhead" else f"{v:.3g}", (v + e, y), xytext=(3, 0),
+                    textcoords="offset points", va="center", fontsize=6)  # fmt: skip
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.invert_yaxis()
+    if w["name"] == "overhead":
+        ax.set_xlabel("no-op tasks per second (higher is better)")
+    elif w["name"] == "hetero" and w.get("lower_bound_seconds"):
+        ax.axvline(1.0, color="0.3", ls="--", lw=1)
+        ax.set_xlabel("makespan / lower bound (1 = perfect; lower is better)")
+        lo = min(values) if values else 1.0
+        ax.set_xlim(left=min(0.9, lo * 0.9))
+    else:
+        ax.set_xlabel("seconds (lower is better)")
+    title = w["title"] if w["name"] != USER else w.get("function", USER)
+    ax.set_title(f"{title}: {w['description']}", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+
+
 def png(document: dict) -> bytes:
     """The plot as PNG: one panel per workload, each combination's median with its interval;
     the default hatched with its interval as a grey band, the best green."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ipcluster_kit.bench.outputs import figure_png
+
     workloads = document["workloads"]
     combos = document["combinations"]
-    labels = [c["label"] for c in combos]
     best = {r["workload"]: r["best"]["label"] for r in document["recommendations"]}
     defaults = document["defaults"]
     ncols = min(len(workloads), 3)
@@ -125,54 +169,11 @@ def png(document: dict) -> bytes:
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols, 0.32 * len(combos) * nrows + 1.6 * nrows + 0.6),
                              squeeze=False, layout="constrained")  # fmt: skip
     for ax, w in zip(axes.flat, workloads):
-        ys, values, err_low, err_high, colors, hatches = [], [], [], [], [], []
-        for i, combo in enumerate(combos):
-            run = _run(combo, w["name"])
-            if run is None or run["status"] != "ok":
-                ax.text(0, i, "  failed" if run is not None or combo["error"] else "", va="center", color="tab:red", fontsize=7)
-                continue
-            s = run["stats"]
-            med = in_unit(w, s)
-            ends = sorted([in_unit(w, s, "ci_low"), in_unit(w, s, "ci_high")])
-            ys.append(i)
-            values.append(med)
-            err_low.append(max(med - ends[0], 0))
-            err_high.append(max(ends[1] - med, 0))
-            is_default = combo["scheme"] == defaults["scheme"] and combo["hwm"] == defaults["hwm"]
-            colors.append("tab:green" if best.get(w["name"]) == combo["label"] else ("0.55" if is_default else "tab:blue"))
-            hatches.append("//" if is_default else "")
-        default_run = next((_run(c, w["name"]) for c in combos
-                            if c["scheme"] == defaults["scheme"] and c["hwm"] == defaults["hwm"]), None)  # fmt: skip
-        if default_run is not None and default_run["status"] == "ok":  # the default's interval: within it is a tie
-            ends = sorted([in_unit(w, default_run["stats"], "ci_low"), in_unit(w, default_run["stats"], "ci_high")])
-            ax.axvspan(ends[0], ends[1], color="0.85", zorder=0)
-        bars = ax.barh(ys, values, xerr=[err_low, err_high], capsize=2, color=colors, edgecolor="0.2", linewidth=0.4)
-        for bar, hatch in zip(bars, hatches):
-            bar.set_hatch(hatch)
-        for y, v, e in zip(ys, values, err_high):
-            ax.annotate(f"{v:,.0f}" if w["name"] == "overhead" else f"{v:.3g}", (v + e, y), xytext=(3, 0),
-                        textcoords="offset points", va="center", fontsize=6)  # fmt: skip
-        ax.set_yticks(range(len(labels)), labels, fontsize=7)
-        ax.invert_yaxis()
-        if w["name"] == "overhead":
-            ax.set_xlabel("no-op tasks per second (higher is better)")
-        elif w["name"] == "hetero" and w.get("lower_bound_seconds"):
-            ax.axvline(1.0, color="0.3", ls="--", lw=1)
-            ax.set_xlabel("makespan / lower bound (1 = perfect; lower is better)")
-            lo = min(values) if values else 1.0
-            ax.set_xlim(left=min(0.9, lo * 0.9))
-        else:
-            ax.set_xlabel("seconds (lower is better)")
-        title = w["title"] if w["name"] != USER else w.get("function", USER)
-        ax.set_title(f"{title}: {w['description']}", fontsize=8)
-        ax.grid(axis="x", alpha=0.3)
+        _panel(ax, w, combos, best, defaults)
     for ax in list(axes.flat)[len(workloads):]:
         ax.set_visible(False)
     env = document["environment"]
     fig.suptitle(f"ipcluster-kit bench schemes — {document['config']['engines']} engines, {env.get('cpu_count')} CPUs,"
                  f" {document['created']} (green: best; hatched: ipyparallel's default, grey band: its interval; whiskers: interval)",
                  fontsize="medium")  # fmt: skip
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)

@@ -235,9 +235,7 @@ def _workload_entries(plan: Plan, refs: dict[str, Any]) -> list[dict]:
                                  "serial_reference": None, "durations": None, "lower_bound_seconds": None}  # fmt: skip
         ref = refs.get(w.name)
         if ref is not None:
-            d = ref.task_seconds
-            entry["serial_reference"] = {"seconds": sum(d), "task_seconds_mean": sum(d) / len(d),
-                                         "task_seconds_min": min(d), "task_seconds_max": max(d)}  # fmt: skip
+            entry["serial_reference"] = results.serial_reference_entry(ref.task_seconds)
         if w.name == "hetero":
             d = hetero.durations_of(w)
             entry["durations"] = {"kind": w.args[0][2], "mean_requested": plan.sizes.hetero_mean, "seed": plan.config.seed,
