@@ -188,3 +188,32 @@ def test_a_busy_profile_names_who_holds_it_and_a_dead_holder_frees_it(ipython_di
         holder.kill()
         holder.wait(10)
     assert _kit(ipython_dir, "down", "lk", check=True).stdout.strip() == "Cluster lk was not up; nothing to stop."
+
+
+def _kill_when_busy(engine_pid: int, victim: int) -> None:
+    """SIGKILL ``victim`` once the engine has worked a second of CPU time: a benchmark is mid-run."""
+    engine = psutil.Process(engine_pid)
+    base = engine.cpu_times().user
+    wait_for(lambda: engine.cpu_times().user > base + 1.0, 120, interval=0.05, what="the benchmark to keep the engine busy")
+    os.kill(victim, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("victim, needle", [("controller", "the controller of cluster 'f' (PID {pid}) stopped running"),
+                                            ("engine", "EngineError: Engine")])  # fmt: skip
+def test_kill_9_during_bench_on_a_profile(ipython_dir, cluster, victim, needle):
+    state = json.loads((cluster / "ipcluster_kit_state.json").read_text())
+    engine = state["engine_sets"][0]["processes"][0]["pid"]
+    target = state["controller"]["pid"] if victim == "controller" else engine
+    bench = subprocess.Popen(KIT + ["bench", "run", "primes", "--profile", "f", "--backend", "ipp-lbv-chunk1", "--repeat", "6",
+                                    "--warmup", "0", "--timeout", "60", "--ipython-dir", str(ipython_dir)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        _kill_when_busy(engine, target)
+        _, err = bench.communicate(timeout=180)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+    assert bench.returncode == 1
+    assert needle.format(pid=target) in _one_error_line(subprocess.CompletedProcess(bench.args, bench.returncode, "", err))
+    report = json.loads(_kit(ipython_dir, "down", "f", "--json", check=True).stdout)
+    assert report["left_running"] == [] and _of_profile(cluster) == []

@@ -180,6 +180,8 @@ def measuring_session(config: BenchConfig, needs_cluster: bool, given: Any, sour
 
                 load_probe = LoadProbe()
             yield Session(cluster, source, client, workers, engine_ids, load_probe)
+            if hasattr(cluster, "check"):
+                cluster.check()  # a controller that died mid-run (its schedulers may live on): no result stands
         finally:
             if client is not None:
                 with contextlib.suppress(Exception):

@@ -33,6 +33,7 @@ class RunningCluster:
     bringup_seconds: float | None = None
     warnings: list[str] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    controller: processes.ProcessRecord | None = None
 
     @property
     def client_file(self) -> Path:
@@ -47,6 +48,14 @@ class RunningCluster:
         """
         wait_for_engines(self.client_file, self.engines, timeout)
         return connect(self.client_file, timeout)
+
+
+    def check(self) -> None:
+        """KitError when the controller `up` started is no longer running. Its schedulers may still
+        route tasks, so work can seem to go on: a benchmark calls this before trusting its results."""
+        if self.controller is not None and not processes.is_alive(self.controller):
+            raise KitError(f"the controller of cluster {self.name!r} (PID {self.controller.pid}) stopped running;"
+                           f" stop what is left with `ipcluster-kit down {self.name}`")  # fmt: skip
 
 
 class Timeline:
@@ -91,7 +100,8 @@ def is_up(state: ClusterState | None) -> bool:
 def running_cluster(name: str, profile_dir: Path, spec: Any, state: ClusterState) -> RunningCluster:
     hosts = sorted({host for record in state.engine_sets for host in record.host_labels()})
     return RunningCluster(name=name, profile_dir=profile_dir, spec=spec, engines=state.expected_engines,
-                          scheme=state.scheme or spec.scheme, hosts=hosts, timeline=list(state.timeline))  # fmt: skip
+                          scheme=state.scheme or spec.scheme, hosts=hosts, timeline=list(state.timeline),
+                          controller=state.controller)  # fmt: skip
 
 
 def attach(name: str, ipython_dir: str | os.PathLike | None = None) -> RunningCluster:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ipcluster_kit.errors import BadInput
+from ipcluster_kit.profile.store import CLIENT_CONNECTION_FILE, ENGINE_CONNECTION_FILE
 
-ENGINE_FILE_NAME = "ipcontroller-engine.json"
 
 # The sockets an engine connects to, as named in the engine connection file.
 ENGINE_PORT_KEYS = ("registration", "control", "mux", "task", "iopub", "hb_ping", "hb_pong", "broadcast")
@@ -56,8 +56,8 @@ class EngineFile:
 def load_engine_file(path: str | os.PathLike) -> EngineFile:
     """Read and check the engine connection file; BadInput when it is missing or not an engine file."""
     path = Path(path).expanduser()
-    if path.name == "ipcontroller-client.json":
-        raise BadInput(f"{path} is the client connection file; engines need ipcontroller-engine.json")
+    if path.name == CLIENT_CONNECTION_FILE:
+        raise BadInput(f"{path} is the client connection file; engines need {ENGINE_CONNECTION_FILE}")
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -71,7 +71,7 @@ def load_engine_file(path: str | os.PathLike) -> EngineFile:
     if not isinstance(info, dict) or "registration" not in info or "interface" not in info:
         raise BadInput(f"{path} is not an ipyparallel connection file")
     if "notification" in info or "hb_ping" not in info:
-        raise BadInput(f"{path} is a client connection file; engines need ipcontroller-engine.json")
+        raise BadInput(f"{path} is a client connection file; engines need {ENGINE_CONNECTION_FILE}")
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise BadInput(f"engine connection file {path} has mode {mode:04o}; it holds a key and must be 0600")
