@@ -248,6 +248,8 @@ def test_report_table_and_notes(serial_doc):
         (["bench", "sum", "--warmup", "-1"], ["--warmup -1"]),
         (["bench", "sum", "--engines", "0"], ["--engines 0"]),
         (["bench", "sum", "--tasks", "0"], ["--tasks 0"]),
+        (["bench", "sum", "--engines", "100000"], ["--engines 100000", "at most 256"]),
+        (["bench", "schemes", "--engines", "100000"], ["--engines 100000", "at most 256"]),
         (["bench", "sum", "--sum-n", "-5"], ["--sum-n -5"]),
         (["bench", "sum", "--timeout", "nan"], ["--timeout nan"]),
         (["bench", "sum", "--timeout", "inf"], ["--timeout inf"]),
@@ -266,6 +268,19 @@ def test_one_file_for_json_and_plot_is_refused(command, tmp_path):
     for json_path, plot_path in ((tmp_path / "x.png", tmp_path / "x.png"), (tmp_path / "x.png", tmp_path / "." / "x.png"), ("-", "-")):
         one_line_error(run_kit(*command, "--json", str(json_path), "--plot", str(plot_path)), 2, "--plot", "--json file too")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_refuses_a_fifo_at_once(tmp_path):
+    fifo = tmp_path / "doc.json"
+    os.mkfifo(fifo)
+    one_line_error(run_kit("bench", "compare", str(fifo), str(fifo), timeout=30), 2, "doc.json", "not a regular file")
+
+
+def test_json_to_dev_stdout_keeps_the_table_off_stdout():
+    result = run_kit("bench", "sum", "--quick", "-b", "serial", "--repeat", "1", "--warmup", "0", "--json", "/dev/stdout",
+                     check=True)  # fmt: skip
+    assert results.validation_errors(json.loads(result.stdout)) == []  # the document alone
+    assert "serial" in result.stderr
 
 
 def test_options_tasks_sum_n_and_scaling_reach_the_document():

@@ -274,7 +274,7 @@ def bench(
         engines=engines, scaling=scaling, tasks=tasks, sum_n=sum_n, timeout=timeout, cluster_timeout=cluster_timeout,
         command=command,
     )  # fmt: skip
-    validate(config)
+    validate(config, cluster)
     outputs.check_outputs(json_path, plot_path)
     document = run_bench(config, progress=progress, cluster=cluster)
     outputs.write_outputs(document, json_path, plot_path, report.png)

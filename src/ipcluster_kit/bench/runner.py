@@ -34,6 +34,9 @@ from ipcluster_kit.validate import check_count, check_seconds
 DEFAULT_REPEAT = 5
 DEFAULT_WARMUP = 1
 DEFAULT_TIMEOUT = 600.0
+# A temporary cluster starts every engine on this machine (each a Python process of ~60 MB that
+# imports ipyparallel): more than this is a typo, not a benchmark.
+MAX_LOCAL_ENGINES = 256
 
 def _no_progress(description: str, done: int, total: int) -> None:
     pass
@@ -83,12 +86,17 @@ def expand_backends(names: Sequence[str] | None) -> list[str]:
     return out
 
 
-def validate(config: BenchConfig) -> tuple[list[Workload], list[str]]:
-    """Check every value before anything starts; BadInput names the first bad one."""
+def validate(config: BenchConfig, cluster: Any = None) -> tuple[list[Workload], list[str]]:
+    """Check every value before anything starts; BadInput names the first bad one.
+
+    Without ``cluster`` or ``config.profile`` the engines are a temporary cluster's, on this machine:
+    at most ``MAX_LOCAL_ENGINES`` of them.
+    """
     check_count("--repeat", config.repeat, 1)
     check_count("--warmup", config.warmup, 0)
     if config.engines is not None:
-        check_count("--engines", config.engines, 1)
+        local = cluster is None and not config.profile
+        check_count("--engines", config.engines, 1, maximum=MAX_LOCAL_ENGINES if local else None)
     check_seconds("--timeout", config.timeout)
     check_seconds("--cluster-timeout", config.cluster_timeout)
     names = expand_workloads(config.workloads)
@@ -203,7 +211,7 @@ def run_bench(
     from ipcluster_kit.bench import results
 
     progress = progress or _no_progress
-    workloads, backend_names = validate(config)
+    workloads, backend_names = validate(config, cluster)
     probes = [make_backend(name) for name in backend_names]
     unavailable = {b.name: reason for b in probes if (reason := b.unavailable_reason()) is not None}
     active_names = [b.name for b in probes if b.name not in unavailable]

@@ -59,13 +59,14 @@ def render_result(table: Any, lines: List[str], json_file: Optional[Path], plot_
     from rich.markup import escape
 
     from ipcluster_kit.errors import KitError
+    from ipcluster_kit.files import is_stdout
 
-    out = err_console if str(json_file) == "-" or str(plot_file) == "-" else console
+    out = err_console if any(p is not None and is_stdout(p) for p in (json_file, plot_file)) else console
     out.print(table)
     for line in lines:
         out.print(f"• {escape(line)}", soft_wrap=True, highlight=False)
     for label, path in (("result", json_file), ("plot", plot_file)):
-        if path is not None and str(path) != "-":
+        if path is not None and not is_stdout(path):
             out.print(f"{label}: {path}", highlight=False)
     if failed:
         raise KitError(f"{len(failed)} {what} failed; first: {failed[0]}")
@@ -73,6 +74,10 @@ def render_result(table: Any, lines: List[str], json_file: Optional[Path], plot_
 
 JSON_OPTION = typer.Option(None, "--json", help="Write the result document (JSON) to FILE (- for standard output).")
 PLOT_OPTION = typer.Option(None, "--plot", help="Write a PNG plot to FILE.")
+FUNCTION_OPTION = typer.Option(
+    None, "--function", help="Your own task function as module:function (importable here and on the engines)."
+)
+ARGS_OPTION = typer.Option(None, "--args", help="Its arguments: a JSON list, or a .py file defining ARGS; one task per element.")
 
 
 @bench_app.command("run")

@@ -12,7 +12,7 @@ from typing import Any, List, Optional
 
 import typer
 
-from ipcluster_kit.cli.bench import JSON_OPTION, PLOT_OPTION, render_result
+from ipcluster_kit.cli.bench import ARGS_OPTION, FUNCTION_OPTION, JSON_OPTION, PLOT_OPTION, render_result
 from ipcluster_kit.cli.render import err_console
 
 COMMAND_NAME = "schemes"
@@ -47,12 +47,8 @@ def schemes(
         help="Heterogeneous tasks burn CPU (cpu: fixed work, competes with the scheduler as real work does) or sleep"
              " (sleep: isolates the scheduler's decisions).",
     ),  # fmt: skip
-    function: Optional[str] = typer.Option(
-        None, "--function", help="Your own task function as module:function (importable here and on the engines)."
-    ),
-    args_file: Optional[Path] = typer.Option(
-        None, "--args", help="Its arguments: a JSON list, or a .py file defining ARGS; one task per element."
-    ),
+    function: Optional[str] = FUNCTION_OPTION,
+    args_file: Optional[Path] = ARGS_OPTION,
     json_file: Optional[Path] = JSON_OPTION,
     plot_file: Optional[Path] = PLOT_OPTION,
     timeout: float = typer.Option(600.0, "--timeout", help="Seconds one map call may take before it counts as failed."),

@@ -12,7 +12,7 @@ from typing import Any, List, Optional
 
 import typer
 
-from ipcluster_kit.cli.bench import JSON_OPTION, PLOT_OPTION, _progress_bar, render_result
+from ipcluster_kit.cli.bench import ARGS_OPTION, FUNCTION_OPTION, JSON_OPTION, PLOT_OPTION, _progress_bar, render_result
 
 COMMAND_NAME = "sweep"
 
@@ -57,12 +57,8 @@ def sweep(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the heterogeneous durations."),
     task_kind: str = typer.Option("cpu", "--task-kind", help="Heterogeneous tasks burn CPU (cpu) or sleep (sleep)."),
-    function: Optional[str] = typer.Option(
-        None, "--function", help="Your own task function as module:function (importable here and on the engines)."
-    ),
-    args_file: Optional[Path] = typer.Option(
-        None, "--args", help="Its arguments: a JSON list, or a .py file defining ARGS; one task per element."
-    ),
+    function: Optional[str] = FUNCTION_OPTION,
+    args_file: Optional[Path] = ARGS_OPTION,
     json_file: Optional[Path] = JSON_OPTION,
     plot_file: Optional[Path] = PLOT_OPTION,
     timeout: float = typer.Option(600.0, "--timeout", help="Seconds one map call may take before it counts as failed."),

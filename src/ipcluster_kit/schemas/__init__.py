@@ -77,6 +77,8 @@ def errors(document: Any, kind: DocumentKind) -> list[str]:
 def load_document(path: str | os.PathLike, kind: DocumentKind) -> dict:
     """Read and validate a ``kind`` document; BadInput naming the file when it is not one."""
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO or a device: would block, or never end
+        raise BadInput(f"cannot read {str(path)!r}: not a regular file")
     try:
         text = path.read_text()
     except OSError as exc:

@@ -133,14 +133,15 @@ def _workload(name: str, sizes: Sizes, config: ShootoutConfig) -> Workload:
 
 def validate(config: ShootoutConfig) -> Plan:
     """Check every value before any cluster starts; BadInput names the first bad one."""
-    from ipcluster_kit.bench.runner import expand_workloads
+    from ipcluster_kit.bench.runner import MAX_LOCAL_ENGINES, expand_workloads
 
     combos = combinations(config.schemes, config.hwms)
     repeat = config.repeat if config.repeat is not None else (QUICK_REPEAT if config.quick else DEFAULT_REPEAT)
     warmup = config.warmup if config.warmup is not None else (QUICK_WARMUP if config.quick else DEFAULT_WARMUP)
     check_count("--repeat", repeat, 1)
     check_count("--warmup", warmup, 0)
-    engines = check_count("--engines", config.engines if config.engines is not None else (os.cpu_count() or 1), 1)
+    engines = check_count("--engines", config.engines if config.engines is not None else (os.cpu_count() or 1), 1,
+                          maximum=MAX_LOCAL_ENGINES)  # each combination's cluster runs on this machine
     check_seconds("--timeout", config.timeout)
     check_seconds("--cluster-timeout", config.cluster_timeout)
     if config.hetero_tasks is not None:
