@@ -237,6 +237,22 @@ def temporary_cluster(
 # --- benchmarks -----------------------------------------------------------------------------------
 
 
+def _measured(plan: Callable[[], Any], run: Callable[[Any], dict], png: Callable[[dict], bytes],
+              json_path: PathLike | None, plot_path: PathLike | None) -> dict:  # fmt: skip
+    """Every benchmark's order: validate (``plan()``), check the output paths, run, write the outputs."""
+    from ipcluster_kit.bench import outputs
+
+    planned = plan()
+    outputs.check_outputs(json_path, plot_path)
+    document = run(planned)
+    outputs.write_outputs(document, json_path, plot_path, png)
+    return document
+
+
+def _text(path: PathLike | None) -> str | None:
+    return str(path) if path else None
+
+
 def bench(
     workloads: Sequence[str] = ("all",),
     *,
@@ -265,20 +281,16 @@ def bench(
     (``docs/bench-json.md``); ``json_path``/``plot_path`` (checked before the run) also get it
     written, and its plot.
     """
-    from ipcluster_kit.bench import outputs, report
+    from ipcluster_kit.bench import report
     from ipcluster_kit.bench.runner import BenchConfig, run_bench, validate
 
     config = BenchConfig(
         workloads=list(workloads) or ["all"], backends=list(backends) if backends else None, repeat=repeat,
-        warmup=warmup, quick=quick, profile=profile, ipython_dir=str(ipython_dir) if ipython_dir else None,
-        engines=engines, scaling=scaling, tasks=tasks, sum_n=sum_n, timeout=timeout, cluster_timeout=cluster_timeout,
-        command=command,
+        warmup=warmup, quick=quick, profile=profile, ipython_dir=_text(ipython_dir), engines=engines, scaling=scaling,
+        tasks=tasks, sum_n=sum_n, timeout=timeout, cluster_timeout=cluster_timeout, command=command,
     )  # fmt: skip
-    validate(config, cluster)
-    outputs.check_outputs(json_path, plot_path)
-    document = run_bench(config, progress=progress, cluster=cluster)
-    outputs.write_outputs(document, json_path, plot_path, report.png)
-    return document
+    return _measured(lambda: validate(config, cluster), lambda _: run_bench(config, progress=progress, cluster=cluster),
+                     report.png, json_path, plot_path)  # fmt: skip
 
 
 def shootout(
@@ -311,7 +323,6 @@ def shootout(
     for a profile: ``init_profile(NAME, scheme="auto", from_bench=FILE)``). ``json_path`` and
     ``plot_path`` are checked before the first cluster starts and written at the end.
     """
-    from ipcluster_kit.bench import outputs
     from ipcluster_kit.bench.shootout import report
     from ipcluster_kit.bench.shootout.plan import ShootoutConfig, validate
     from ipcluster_kit.bench.shootout.run import run_shootout
@@ -320,14 +331,10 @@ def shootout(
         workloads=list(workloads) or ["all"], schemes=list(schemes) if schemes else None,
         hwms=list(hwms) if hwms else None, engines=engines, repeat=repeat, warmup=warmup, quick=quick, tasks=tasks,
         sum_n=sum_n, hetero_tasks=hetero_tasks, hetero_mean=hetero_mean, seed=seed, task_kind=task_kind,
-        function=function, args_file=str(args_file) if args_file else None, timeout=timeout,
-        cluster_timeout=cluster_timeout, command=command,
+        function=function, args_file=_text(args_file), timeout=timeout, cluster_timeout=cluster_timeout, command=command,
     )  # fmt: skip
-    plan = validate(config)
-    outputs.check_outputs(json_path, plot_path)
-    document = run_shootout(config, progress=progress, plan=plan)
-    outputs.write_outputs(document, json_path, plot_path, report.png)
-    return document
+    return _measured(lambda: validate(config), lambda plan: run_shootout(config, progress=progress, plan=plan),
+                     report.png, json_path, plot_path)  # fmt: skip
 
 
 def sweep(
@@ -364,18 +371,14 @@ def sweep(
     ``chunks`` fixes the sizes (default: ``points`` of them on a log scale); ``backends`` adds
     others to the same rounds as references. Runs on ``cluster``, ``profile``'s, or a temporary one.
     """
-    from ipcluster_kit.bench import outputs, sweep_report
+    from ipcluster_kit.bench import sweep_report
     from ipcluster_kit.bench.sweep import SweepConfig, run_sweep, validate
 
     config = SweepConfig(
         workload=workload, chunks=list(chunks) if chunks else None, points=points, backends=list(backends or ()),
-        repeat=repeat, warmup=warmup, quick=quick, profile=profile, ipython_dir=str(ipython_dir) if ipython_dir else None,
-        engines=engines, tasks=tasks, sum_n=sum_n, hetero_mean=hetero_mean, seed=seed, task_kind=task_kind,
-        function=function, args_file=str(args_file) if args_file else None, timeout=timeout,
-        cluster_timeout=cluster_timeout, command=command,
+        repeat=repeat, warmup=warmup, quick=quick, profile=profile, ipython_dir=_text(ipython_dir), engines=engines,
+        tasks=tasks, sum_n=sum_n, hetero_mean=hetero_mean, seed=seed, task_kind=task_kind, function=function,
+        args_file=_text(args_file), timeout=timeout, cluster_timeout=cluster_timeout, command=command,
     )  # fmt: skip
-    plan = validate(config)
-    outputs.check_outputs(json_path, plot_path)
-    document = run_sweep(plan, progress=progress, cluster=cluster)
-    outputs.write_outputs(document, json_path, plot_path, sweep_report.png)
-    return document
+    return _measured(lambda: validate(config), lambda plan: run_sweep(plan, progress=progress, cluster=cluster),
+                     sweep_report.png, json_path, plot_path)  # fmt: skip

@@ -8,9 +8,10 @@ matplotlib) is imported inside the commands.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -40,16 +41,25 @@ bench_app = typer.Typer(
 )
 
 
-def _progress_bar():
-    """A Rich progress bar on a terminal; disabled (prints nothing) in logs and pipes."""
+@contextlib.contextmanager
+def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """A Rich progress bar on a terminal (disabled, printing nothing, in logs and pipes), as the
+    ``progress(description, done, total)`` callback the benchmarks report to."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     # auto_refresh=False: no refresh thread competing for the GIL with the serial timings.
-    return Progress(
+    with Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), console=err_console, transient=True, auto_refresh=False,
         disable=not err_console.is_terminal,
-    )  # fmt: skip
+    ) as bar:  # fmt: skip
+        task = bar.add_task("starting", total=None)
+
+        def progress(description: str, done: int, total: int) -> None:
+            bar.update(task, description=description, **({"completed": done, "total": total} if total else {}))
+            bar.refresh()
+
+        yield progress
 
 
 def render_result(table: Any, lines: List[str], json_file: Optional[Path], plot_file: Optional[Path],
@@ -74,6 +84,18 @@ def render_result(table: Any, lines: List[str], json_file: Optional[Path], plot_
 
 JSON_OPTION = typer.Option(None, "--json", help="Write the result document (JSON) to FILE (- for standard output).")
 PLOT_OPTION = typer.Option(None, "--plot", help="Write a PNG plot to FILE.")
+PROFILE_OPTION = typer.Option(
+    None, "--profile", help="Run on the cluster `ipcluster-kit up NAME` started (default: a temporary local one)."
+)
+IPYTHON_DIR_OPTION = typer.Option(None, "--ipython-dir", help="IPython directory of --profile.")
+ENGINES_OPTION = typer.Option(
+    None, "--engines", help="Engines of the temporary cluster (default: CPU count), or how many of --profile's to use."
+)
+SUM_N_OPTION = typer.Option(None, "--sum-n", help="n of the sum workload's sum(range(n)).")
+TIMEOUT_OPTION = typer.Option(600.0, "--timeout", help="Seconds one map call may take before it counts as failed.")
+HETERO_MEAN_OPTION = typer.Option(
+    None, "--hetero-mean", help="Mean duration of a heterogeneous task, in seconds (default 0.015, --quick 0.01)."
+)
 FUNCTION_OPTION = typer.Option(
     None, "--function", help="Your own task function as module:function (importable here and on the engines)."
 )
@@ -85,13 +107,9 @@ def run(
     workloads: Optional[List[str]] = typer.Argument(
         None, metavar="WORKLOAD", help="sum, primes, overhead or all (default: all); several may be given."
     ),
-    profile: Optional[str] = typer.Option(
-        None, "--profile", help="Run on the cluster `ipcluster-kit up NAME` started (default: a temporary local one)."
-    ),
-    ipython_dir: Optional[Path] = typer.Option(None, "--ipython-dir", help="IPython directory of --profile."),
-    engines: Optional[int] = typer.Option(
-        None, "--engines", help="Engines of the temporary cluster (default: CPU count), or how many of --profile's to use."
-    ),
+    profile: Optional[str] = PROFILE_OPTION,
+    ipython_dir: Optional[Path] = IPYTHON_DIR_OPTION,
+    engines: Optional[int] = ENGINES_OPTION,
     repeat: int = typer.Option(5, "--repeat", help="Timed repeats per backend and workload (6+ for a true 95% interval)."),
     warmup: int = typer.Option(1, "--warmup", help="Untimed warm-up runs before the repeats (verified, discarded)."),
     backend: Optional[List[str]] = typer.Option(
@@ -103,21 +121,15 @@ def run(
     quick: bool = typer.Option(False, "--quick", help="Small workload sizes (seconds, for tests)."),
     scaling: bool = typer.Option(False, "--scaling", help="Also measure with 1..N-1 workers (for the plot)."),
     tasks: Optional[int] = typer.Option(None, "--tasks", help="Number of tasks of each workload."),
-    sum_n: Optional[int] = typer.Option(None, "--sum-n", help="n of the sum workload's sum(range(n))."),
-    timeout: float = typer.Option(600.0, "--timeout", help="Seconds one map call may take before it counts as failed."),
+    sum_n: Optional[int] = SUM_N_OPTION,
+    timeout: float = TIMEOUT_OPTION,
 ) -> None:
     """Run workloads on every backend, check results against serial, time them, report."""
     from ipcluster_kit import api
     from ipcluster_kit.bench import report
     from ipcluster_kit.bench.runner import failures
 
-    with _progress_bar() as bar:
-        task = bar.add_task("starting", total=None)
-
-        def progress(description: str, done: int, total: int) -> None:
-            bar.update(task, description=description, **({"completed": done, "total": total} if total else {}))
-            bar.refresh()
-
+    with progress_bar() as progress:
         document = api.bench(
             workloads or ["all"], backends=backend, repeat=repeat, warmup=warmup, quick=quick, profile=profile,
             ipython_dir=ipython_dir, engines=engines, scaling=scaling, tasks=tasks, sum_n=sum_n, timeout=timeout,

@@ -12,7 +12,9 @@ from typing import Any, List, Optional
 
 import typer
 
-from ipcluster_kit.cli.bench import ARGS_OPTION, FUNCTION_OPTION, JSON_OPTION, PLOT_OPTION, render_result
+from ipcluster_kit.cli.bench import (
+    ARGS_OPTION, FUNCTION_OPTION, HETERO_MEAN_OPTION, JSON_OPTION, PLOT_OPTION, SUM_N_OPTION, TIMEOUT_OPTION, render_result,
+)
 from ipcluster_kit.cli.render import err_console
 
 COMMAND_NAME = "schemes"
@@ -36,11 +38,9 @@ def schemes(
     warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed warm-up rounds (verified, discarded; default 1, --quick 0)."),
     quick: bool = typer.Option(False, "--quick", help="Small sizes, 3 repeats, no warm-up (under a minute on 2 cores)."),
     tasks: Optional[int] = typer.Option(None, "--tasks", help="Number of tasks of the overhead, sum and primes workloads."),
-    sum_n: Optional[int] = typer.Option(None, "--sum-n", help="n of the sum workload's sum(range(n))."),
+    sum_n: Optional[int] = SUM_N_OPTION,
     hetero_tasks: Optional[int] = typer.Option(None, "--hetero-tasks", help="Number of heterogeneous tasks (default 80, --quick 10)."),
-    hetero_mean: Optional[float] = typer.Option(
-        None, "--hetero-mean", help="Mean duration of a heterogeneous task, in seconds (default 0.015, --quick 0.01)."
-    ),
+    hetero_mean: Optional[float] = HETERO_MEAN_OPTION,
     seed: int = typer.Option(0, "--seed", help="Seed of the heterogeneous durations (the same list for every scheme)."),
     task_kind: str = typer.Option(
         "cpu", "--task-kind",
@@ -51,7 +51,7 @@ def schemes(
     args_file: Optional[Path] = ARGS_OPTION,
     json_file: Optional[Path] = JSON_OPTION,
     plot_file: Optional[Path] = PLOT_OPTION,
-    timeout: float = typer.Option(600.0, "--timeout", help="Seconds one map call may take before it counts as failed."),
+    timeout: float = TIMEOUT_OPTION,
     cluster_timeout: float = typer.Option(120.0, "--cluster-timeout", help="Seconds each cluster may take to come up."),
 ) -> None:
     """Shoot-out of the task schemes: every scheme and hwm on the same work, and a recommendation.

@@ -12,7 +12,10 @@ from typing import Any, List, Optional
 
 import typer
 
-from ipcluster_kit.cli.bench import ARGS_OPTION, FUNCTION_OPTION, JSON_OPTION, PLOT_OPTION, _progress_bar, render_result
+from ipcluster_kit.cli.bench import (
+    ARGS_OPTION, ENGINES_OPTION, FUNCTION_OPTION, HETERO_MEAN_OPTION, IPYTHON_DIR_OPTION, JSON_OPTION, PLOT_OPTION,
+    PROFILE_OPTION, SUM_N_OPTION, TIMEOUT_OPTION, progress_bar, render_result,
+)
 
 COMMAND_NAME = "sweep"
 
@@ -40,28 +43,22 @@ def sweep(
     backend: Optional[List[str]] = typer.Option(
         None, "--backend", "-b", help="Another backend to measure in the same rounds, drawn as a reference (repeatable)."
     ),
-    profile: Optional[str] = typer.Option(
-        None, "--profile", help="Run on the cluster `ipcluster-kit up NAME` started (default: a temporary local one)."
-    ),
-    ipython_dir: Optional[Path] = typer.Option(None, "--ipython-dir", help="IPython directory of --profile."),
-    engines: Optional[int] = typer.Option(
-        None, "--engines", help="Engines of the temporary cluster (default: CPU count), or how many of --profile's to use."
-    ),
+    profile: Optional[str] = PROFILE_OPTION,
+    ipython_dir: Optional[Path] = IPYTHON_DIR_OPTION,
+    engines: Optional[int] = ENGINES_OPTION,
     repeat: int = typer.Option(5, "--repeat", help="Timed repeats per chunk size (6+ for a true 95% interval)."),
     warmup: int = typer.Option(1, "--warmup", help="Untimed warm-up runs before the repeats (verified, discarded)."),
     quick: bool = typer.Option(False, "--quick", help="Small workload sizes (seconds, for tests)."),
     tasks: Optional[int] = typer.Option(None, "--tasks", help="Number of tasks of the workload."),
-    sum_n: Optional[int] = typer.Option(None, "--sum-n", help="n of the sum workload's sum(range(n))."),
-    hetero_mean: Optional[float] = typer.Option(
-        None, "--hetero-mean", help="Mean duration of a heterogeneous task, in seconds (default 0.015, --quick 0.01)."
-    ),
+    sum_n: Optional[int] = SUM_N_OPTION,
+    hetero_mean: Optional[float] = HETERO_MEAN_OPTION,
     seed: int = typer.Option(0, "--seed", help="Seed of the heterogeneous durations."),
     task_kind: str = typer.Option("cpu", "--task-kind", help="Heterogeneous tasks burn CPU (cpu) or sleep (sleep)."),
     function: Optional[str] = FUNCTION_OPTION,
     args_file: Optional[Path] = ARGS_OPTION,
     json_file: Optional[Path] = JSON_OPTION,
     plot_file: Optional[Path] = PLOT_OPTION,
-    timeout: float = typer.Option(600.0, "--timeout", help="Seconds one map call may take before it counts as failed."),
+    timeout: float = TIMEOUT_OPTION,
 ) -> None:
     """Measure one workload at chunk sizes from 1 to one chunk per engine, against the chunk model.
 
@@ -73,13 +70,7 @@ def sweep(
     from ipcluster_kit.bench import sweep as sweep_module
     from ipcluster_kit.bench import sweep_report
 
-    with _progress_bar() as bar:
-        task = bar.add_task("starting", total=None)
-
-        def progress(description: str, done: int, total: int) -> None:
-            bar.update(task, description=description, **({"completed": done, "total": total} if total else {}))
-            bar.refresh()
-
+    with progress_bar() as progress:
         document = api.sweep(
             workload, chunks=_parse_chunks(chunks), points=points, backends=backend or (), profile=profile,
             ipython_dir=ipython_dir, engines=engines, repeat=repeat, warmup=warmup, quick=quick, tasks=tasks,
