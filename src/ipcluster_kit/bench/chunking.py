@@ -35,8 +35,8 @@ the map with chunk size ``c`` is simulated as the view runs it. ipyparallel cuts
 111-112, the last the dearest, not eight of 119 and a cheap one of 48); part ``j`` costs
 ``o + s * sum(d_i)`` over its elements and goes, in order, to the engine that becomes free first.
 Engines are not equally fast for the whole map on a shared machine, so the simulation is run once
-per engine with that engine ``SPEED_SPREAD`` slower than the others, and the predicted time is
-``L`` plus the mean of those makespans. That is the balancing reserve, priced: one chunk per
+per engine with that engine ``SPEED_SPREAD`` slower than the others (their mean speed still the
+measured ``s``), and the predicted time is ``L`` plus the mean of those makespans. That is the balancing reserve, priced: one chunk per
 engine pays the slow engine's whole delay, small chunks let the others take over its share, and
 the round trips they cost are in ``o``.
 
@@ -59,9 +59,11 @@ from typing import Iterable, Sequence
 
 TIE_TOLERANCE = 0.01
 SMOOTHING_WINDOW = 5
-# How much slower than the others one engine may compute over a map on a shared machine: see
-# benchmarks/README.md ("the chunk model against the sweep") for the measurements behind it.
-SPEED_SPREAD = 0.10
+# How much slower than the others one engine computes over a map, the engines' mean speed kept:
+# with one contiguous block per engine (DirectView.map on 16 equal sum tasks, 9 runs on the quiet
+# reference machine) the busier engine worked 0.3-14% longer than the mean of the two, 3.2% on
+# average, which is what one engine 6% slower than the other gives. benchmarks/README.md has more.
+SPEED_SPREAD = 0.06
 # Beyond this many candidates (inputs of tens of thousands of elements) a geometric grid is tried.
 MAX_CANDIDATES = 400
 
@@ -184,13 +186,15 @@ def simulate_map(
 
 
 def _scenarios(engines: int, spread: float) -> list[list[float]]:
-    """One engine slower by ``spread`` (each engine in turn, at most 8 of them), or all equal."""
-    if spread <= 0:
+    """One engine ``spread`` slower than the others (each in turn, at most 8 of them), the factors
+    scaled to average 1.0: the probe measured the engines' mean speed, this is how they differ."""
+    if spread <= 0 or engines < 2:
         return [[1.0] * engines]
+    mean = 1.0 + spread / engines
     out = []
     for slow in sorted({round(i * (engines - 1) / 7) for i in range(8)} if engines > 8 else range(engines)):
-        factors = [1.0] * engines
-        factors[slow] = 1.0 + spread
+        factors = [1.0 / mean] * engines
+        factors[slow] = (1.0 + spread) / mean
         out.append(factors)
     return out
 
