@@ -16,7 +16,6 @@ same number of parts run the same map: the swept sizes are spread evenly on a lo
 
 from __future__ import annotations
 
-import math
 import os
 import statistics
 import time
@@ -262,7 +261,7 @@ def build_document(plan: SweepPlan, task_seconds: Sequence[float], probe: dict, 
         "environment": environment,
         "workload": {
             "name": workload.name, "description": workload.description, "tasks": workload.size,
-            "serial_reference": {"seconds": math.fsum(durations), "task_seconds": durations},
+            "serial_reference": {**results.serial_reference_entry(durations), "task_seconds": durations},
         },  # fmt: skip
         "model": {
             "probe": probe,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 
+from ipcluster_kit.bench.outputs import figure_png
 from ipcluster_kit.bench.report import _fmt_ratio as fmt_ratio
 from ipcluster_kit.bench.report import _fmt_s as fmt_seconds
 
@@ -91,8 +92,6 @@ def notes(document: dict) -> list[str]:
 def png(document: dict) -> bytes:
     """Measured speedup against chunk size (log scale), the model's prediction over it, the
     automatic choice and the best size marked, other backends as horizontal lines."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,7 +132,4 @@ def png(document: dict) -> bytes:
            ylim=(0, None), title=f"{wl['name']}: {wl['tasks']} tasks on {workers} engines, {document['created']}")  # fmt: skip
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small", loc="best")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)
