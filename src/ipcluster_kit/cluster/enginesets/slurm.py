@@ -202,7 +202,8 @@ class SlurmEngines(EngineSet):
         except KitError as exc:
             info, nodes, facts["error"] = None, {}, exc.message
         facts.update(state=info.state if info else ("unknown" if "error" in facts else "gone"),
-                     reason=info.reason if info else "", nodes=info.nodes if info else "", node_states=nodes)  # fmt: skip
+                     reason=info.reason if info and info.reason != "None" else "", nodes=info.nodes if info else "",
+                     node_states=nodes)  # fmt: skip
         registered, error = _registered_ids(Path(self.profile_dir) / "security" / "ipcontroller-client.json", timeout)
         engines = [
             EngineStatus(self.kind, task.node, bool(registered and task.engine_id in registered), rank=task.rank,
