@@ -33,6 +33,7 @@ from ipcluster_kit.cluster.enginesets.base import (
 from ipcluster_kit.errors import BadInput, KitError
 from ipcluster_kit.files import write_private
 from ipcluster_kit.profile.render import fill_batch_template
+from ipcluster_kit.profile.store import connection_files
 
 SCRIPT_NAME = "ipcluster_kit_engines.sbatch"
 NOTE_INTERVAL = 0.5  # seconds between two squeue calls while engines register
@@ -204,7 +205,7 @@ class SlurmEngines(EngineSet):
         facts.update(state=info.state if info else ("unknown" if "error" in facts else "gone"),
                      reason=info.reason if info and info.reason != "None" else "", nodes=info.nodes if info else "",
                      node_states=nodes)  # fmt: skip
-        registered, error = _registered_ids(Path(self.profile_dir) / "security" / "ipcontroller-client.json", timeout)
+        registered, error = _registered_ids(connection_files(Path(self.profile_dir))["client"], timeout)
         engines = [
             EngineStatus(self.kind, task.node, bool(registered and task.engine_id in registered), rank=task.rank,
                          log=task.log, error=error if registered is None else None)  # fmt: skip

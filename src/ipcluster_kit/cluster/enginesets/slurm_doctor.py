@@ -12,13 +12,14 @@ import json
 import sys
 from pathlib import Path
 
+from ipcluster_kit.checks import FAIL, OK, SKIP, WARN, Check
 from ipcluster_kit.cluster import slurmctl
 from ipcluster_kit.errors import BadInput, KitError
 from ipcluster_kit.profile.spec import ProfileSpec
+from ipcluster_kit.profile.store import ENGINE_CONNECTION_FILE, connection_files
 from ipcluster_kit.remote import scripts
 from ipcluster_kit.remote.bootstrap import Versions
-from ipcluster_kit.remote.connfile import ENGINE_FILE_NAME, load_engine_file
-from ipcluster_kit.checks import FAIL, OK, SKIP, WARN, Check
+from ipcluster_kit.remote.connfile import load_engine_file
 from ipcluster_kit.remote.doctor import _port_summary
 
 PORT_TIMEOUT = 3.0
@@ -86,12 +87,12 @@ def diagnose(spec: ProfileSpec, profile_dir: Path, timeout: float = 60.0) -> lis
     if partition is None:
         return checks + [Check("compute node", "srun", SKIP, "no usable partition")]
     try:
-        engine_file = load_engine_file(Path(profile_dir) / "security" / ENGINE_FILE_NAME)
+        engine_file = load_engine_file(connection_files(Path(profile_dir))["engine"])
     except BadInput:
         engine_file = None
     payload = {
         "profile_dir": str(Path(profile_dir).absolute()),
-        "name": ENGINE_FILE_NAME,
+        "name": ENGINE_CONNECTION_FILE,
         "address": engine_file.address if engine_file else "",
         "ports": engine_file.port_list() if engine_file else [],
         "timeout": PORT_TIMEOUT,
