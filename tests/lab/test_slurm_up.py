@@ -28,7 +28,8 @@ def kit(slurm_lab, tmp_path):
     env = dict(os.environ, IPYTHONDIR=str(ipython_dir), COLUMNS="200", **slurm_lab.env)
 
     def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "ipcluster_kit", *args], capture_output=True, text=True, env=env, timeout=timeout)
+        return subprocess.run([sys.executable, "-m", "ipcluster_kit", *args], capture_output=True, text=True, env=env,
+                              timeout=timeout, cwd=tmp_path)  # fmt: skip
 
     run.ipython_dir = ipython_dir
     yield run
@@ -64,7 +65,8 @@ def test_up_runs_engines_on_both_nodes_then_status_bench_doctor_and_down(kit, sl
     script = (profile_dir / "ipcluster_kit_engines.sbatch").read_text()
     (job_set,) = json.loads(preview.stdout)["engine_sets"]
     assert [run["text"] for run in job_set["run"]] == [script]  # --dry-run showed the exact script submitted
-    assert f"--profile-dir={profile_dir}" in script and not list(kit.ipython_dir.parent.glob("slurm-*.out"))
+    assert f"--profile-dir={profile_dir}" in script
+    assert [p.name for p in kit.ipython_dir.parent.iterdir()] == ["ipython"]  # nothing written to the current directory
 
     facts = engine_facts(profile_dir / "security" / "ipcontroller-client.json")
     where = sorted((f["hostname"], f["netns"]) for f in facts.values())
