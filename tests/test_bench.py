@@ -270,6 +270,15 @@ def test_one_file_for_json_and_plot_is_refused(command, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_backends_lists_every_registered_backend():
+    listed = json.loads(run_kit("bench", "backends", "--json", check=True).stdout)
+    assert [b["name"] for b in listed] == list(bk.BACKENDS)
+    assert all(b["available"] == (b["reason"] is None) for b in listed)
+    assert {b["name"]: b["available"] for b in listed}["serial"] is True
+    table = run_kit("bench", "backends", check=True).stdout
+    assert all(name in table for name in bk.BACKENDS)
+
+
 def test_compare_refuses_a_fifo_at_once(tmp_path):
     fifo = tmp_path / "doc.json"
     os.mkfifo(fifo)

@@ -320,6 +320,23 @@ def test_bad_input_is_one_line(jupyter_env, args, needle):
     assert tree_snapshot(NOTEBOOKS_DIR) == before
 
 
+def test_ipython_dir_is_where_the_profile_is_looked_up(jupyter_env, tmp_path):
+    """A profile that exists only in another IPython directory: unknown without --ipython-dir, found
+    with it (the run then stops at the next check, a port in use, before anything starts)."""
+    other = tmp_path / "other-ipython"
+    run_kit("init", "elsewhere", "--ipython-dir", str(other), check=True)
+    args = ["notebooks", "--no-browser", "--dir", str(tmp_path / "work"), "--profile", "elsewhere"]
+    missing = run_kit(*args, "--port", str(free_port()), env=jupyter_env["env"])
+    assert missing.returncode == 2 and "'elsewhere'" in missing.stderr, missing.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        found = run_kit(*args, "--ipython-dir", str(other), "--port", str(port), env=jupyter_env["env"])
+    assert found.stderr == f"ipcluster-kit: error: port {port} on 127.0.0.1 is already in use; choose another with --port\n"
+    assert not (tmp_path / "work").exists()
+
+
 def test_copy_examples_keeps_existing_files_and_skips_placeholders(tmp_path):
     from ipcluster_kit.notebook_server.copying import copy_examples
 
