@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ipcluster_kit.remote import bootstrap_hosts, parse_hosts, remote_engine_status, stop_remote_engines
-from ipcluster_kit.remote.bootstrap import HostRecord
+from ipcluster_kit.remote.records import HostRecord
 
 from helpers import wait_for
 

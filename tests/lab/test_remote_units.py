@@ -13,7 +13,8 @@ import pytest
 from ipcluster_kit.errors import BadInput, KitError
 from ipcluster_kit.remote import SSHOptions, Versions, bootstrap_hosts, parse_hosts
 from ipcluster_kit.processes import ProcessRecord
-from ipcluster_kit.remote.bootstrap import HostRecord, check_hosts, resolve_remote_profile_dir
+from ipcluster_kit.remote.commands import check_hosts, resolve_remote_profile_dir
+from ipcluster_kit.remote.records import HostRecord
 from ipcluster_kit.remote.connfile import load_engine_file
 from ipcluster_kit.remote.ssh import connect
 

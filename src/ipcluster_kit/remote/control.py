@@ -15,7 +15,8 @@ from typing import Any, Sequence
 
 from ipcluster_kit.errors import KitError
 from ipcluster_kit.remote import scripts
-from ipcluster_kit.remote.bootstrap import HostRecord, run_python, run_sync
+from ipcluster_kit.remote.commands import run_python, run_sync
+from ipcluster_kit.remote.records import HostRecord
 from ipcluster_kit.remote.ssh import SSHOptions, connect
 
 DEFAULT_STOP_TIMEOUT = 5.0

@@ -20,14 +20,9 @@ from ipcluster_kit.checks import FAIL, OK, SKIP, WARN, Check, all_ok  # noqa: F4
 from ipcluster_kit.errors import BadInput, KitError
 from ipcluster_kit.profile.hosts import HostSpec
 from ipcluster_kit.remote import scripts
-from ipcluster_kit.remote.bootstrap import (
-    DEFAULT_REMOTE_PYTHON,
-    Versions,
-    check_hosts,
-    run_python,
-    run_sync,
-    validate_remote_profile_dir,
-)
+from ipcluster_kit.remote.bootstrap import DEFAULT_REMOTE_PYTHON
+from ipcluster_kit.remote.commands import check_hosts, run_python, run_sync, validate_remote_profile_dir
+from ipcluster_kit.remote.records import Versions
 from ipcluster_kit.profile.store import ENGINE_CONNECTION_FILE
 from ipcluster_kit.remote.connfile import EngineFile, load_engine_file
 from ipcluster_kit.remote.ssh import SSHOptions, connect, run
@@ -140,64 +135,57 @@ async def _host_checks(
 
     info = report.get("info", {})
     checks.append(Check(label, "ssh", OK, f"connected (hostname {info.get('hostname')})"))
-    remote = Versions(python=str(info.get("python")), ipyparallel=info.get("ipyparallel"))
-    exe = str(info.get("executable") or python)
-    if remote.python_minor != local.python_minor:
-        checks.append(Check(label, "python", FAIL, local.mismatch(remote, host=label, python_path=exe) or ""))
-    else:
-        checks.append(Check(label, "python", OK, f"Python {remote.python} at {exe} (controller {local.python})"))
-    problem = local.mismatch(remote, host=label, python_path=exe)
-    if remote.python_minor == local.python_minor and problem:
-        checks.append(Check(label, "ipyparallel", FAIL, problem))
-    elif remote.python_minor != local.python_minor:
-        checks.append(Check(label, "ipyparallel", SKIP if remote.ipyparallel else FAIL,
-                            f"ipyparallel {remote.ipyparallel or 'not installed'} (controller {local.ipyparallel})"))
-    else:
-        checks.append(Check(label, "ipyparallel", OK, f"ipyparallel {remote.ipyparallel}"))
-
-    cf = report.get("connection_file", {})
-    if engine_file is None:
-        checks.append(Check(label, "connection-file", SKIP, "no engine connection file on the controller"))
-        checks.append(Check(label, "ports", SKIP, "no engine connection file on the controller"))
-    elif not cf.get("exists"):
-        checks.append(Check(label, "connection-file", FAIL, f"{cf.get('path')} missing (bring the engines up first)"))
-    elif cf.get("sha256") != engine_file.sha256:
-        checks.append(
-            Check(label, "connection-file", FAIL, f"{cf.get('path')} differs from the controller's (stale: bring the engines up again)")
-        )
-    elif cf.get("mode") != 0o600 or cf.get("dir_mode") != 0o700:
-        checks.append(
-            Check(
-                label,
-                "connection-file",
-                FAIL,
-                f"{cf.get('path')} has mode {cf.get('mode', 0):04o} in a directory of mode {cf.get('dir_mode', 0):04o}; expected 0600 in 0700",
-            )
-        )
-    else:
-        checks.append(Check(label, "connection-file", OK, f"{cf.get('path')} matches (sha256), 0600 in 0700"))
-
-    if engine_file is not None:
-        outcome = {int(p): v for p, v in report.get("ports", {}).items()}
-        status, detail = _port_summary(engine_file.address, engine_file.ports, outcome)
-        if status != OK and not controller_listening:
-            status, detail = SKIP, "controller not listening: " + detail
-        checks.append(Check(label, "ports", status, detail))
-
+    checks += _version_checks(label, info, local, str(info.get("executable") or python))
+    checks += _file_and_port_checks(label, report, engine_file, controller_listening)
     remote_time = report.get("time")
-    if clock is not None or isinstance(remote_time, (int, float)):
-        if clock is not None:
-            skew, error = clock
-        else:
-            skew, error = float(remote_time) - (t0 + t1) / 2, (t1 - t0) / 2
-        text = f"clock skew {skew:+.3f} s (± {error:.3f} s)"
-        if abs(skew) - error > max_clock_skew:
-            checks.append(Check(label, "clock", WARN, text + f"; more than {max_clock_skew:g} s: run NTP on the hosts"))
-        else:
-            checks.append(Check(label, "clock", OK, text + f"; within {max_clock_skew:g} s"))
-    else:
-        checks.append(Check(label, "clock", SKIP, "no remote time"))
+    if clock is None and isinstance(remote_time, (int, float)):
+        clock = float(remote_time) - (t0 + t1) / 2, (t1 - t0) / 2
+    checks.append(_clock_check(label, clock, max_clock_skew))
     return checks
+
+
+def _version_checks(label: str, info: dict, local: Versions, exe: str) -> list[Check]:
+    remote = Versions(python=str(info.get("python")), ipyparallel=info.get("ipyparallel"))
+    problem = local.mismatch(remote, host=label, python_path=exe)
+    if remote.python_minor != local.python_minor:
+        return [Check(label, "python", FAIL, problem or ""),
+                Check(label, "ipyparallel", SKIP if remote.ipyparallel else FAIL,
+                      f"ipyparallel {remote.ipyparallel or 'not installed'} (controller {local.ipyparallel})")]  # fmt: skip
+    python = Check(label, "python", OK, f"Python {remote.python} at {exe} (controller {local.python})")
+    if problem:
+        return [python, Check(label, "ipyparallel", FAIL, problem)]
+    return [python, Check(label, "ipyparallel", OK, f"ipyparallel {remote.ipyparallel}")]
+
+
+def _file_and_port_checks(label: str, report: dict, engine_file: EngineFile | None, controller_listening: bool) -> list[Check]:
+    if engine_file is None:
+        return [Check(label, "connection-file", SKIP, "no engine connection file on the controller"),
+                Check(label, "ports", SKIP, "no engine connection file on the controller")]  # fmt: skip
+    cf = report.get("connection_file", {})
+    if not cf.get("exists"):
+        found = Check(label, "connection-file", FAIL, f"{cf.get('path')} missing (bring the engines up first)")
+    elif cf.get("sha256") != engine_file.sha256:
+        found = Check(label, "connection-file", FAIL, f"{cf.get('path')} differs from the controller's (stale: bring the engines up again)")
+    elif cf.get("mode") != 0o600 or cf.get("dir_mode") != 0o700:
+        found = Check(label, "connection-file", FAIL, f"{cf.get('path')} has mode {cf.get('mode', 0):04o} in a directory"
+                      f" of mode {cf.get('dir_mode', 0):04o}; expected 0600 in 0700")  # fmt: skip
+    else:
+        found = Check(label, "connection-file", OK, f"{cf.get('path')} matches (sha256), 0600 in 0700")
+    outcome = {int(p): v for p, v in report.get("ports", {}).items()}
+    status, detail = _port_summary(engine_file.address, engine_file.ports, outcome)
+    if status != OK and not controller_listening:
+        status, detail = SKIP, "controller not listening: " + detail
+    return [found, Check(label, "ports", status, detail)]
+
+
+def _clock_check(label: str, clock: tuple[float, float] | None, max_clock_skew: float) -> Check:
+    if clock is None:
+        return Check(label, "clock", SKIP, "no remote time")
+    skew, error = clock
+    text = f"clock skew {skew:+.3f} s (± {error:.3f} s)"
+    if abs(skew) - error > max_clock_skew:
+        return Check(label, "clock", WARN, text + f"; more than {max_clock_skew:g} s: run NTP on the hosts")
+    return Check(label, "clock", OK, text + f"; within {max_clock_skew:g} s")
 
 
 async def _measure_clock(conn, label: str) -> tuple[float, float] | None:

@@ -40,7 +40,7 @@ class SSHRecord(EngineSetRecord):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SSHRecord":
-        from ipcluster_kit.remote.bootstrap import HostRecord
+        from ipcluster_kit.remote.records import HostRecord
 
         return cls(engines=data["engines"], started_at=data["started_at"],
                    hosts=[HostRecord.from_dict(h) for h in data["hosts"]], ssh=data.get("ssh", {}),
