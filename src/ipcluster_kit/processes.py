@@ -255,9 +255,6 @@ class StopReport:
             "left_running": [r.to_dict() for r in self.left],
         }
 
-    def merge(self, other: "StopReport") -> "StopReport":
-        return StopReport(self.stopped + other.stopped, self.killed + other.killed, self.left + other.left)
-
 
 def _running(proc: psutil.Process) -> bool:
     """Still running: a zombie is not (and one of this process's own children is reaped here)."""

@@ -82,13 +82,6 @@ class ClusterState:
             self.engine_sets.append(record)
         self.save()
 
-    def local_processes(self) -> list[ProcessRecord]:
-        """Every process on this machine the state names: the controller and the sets' processes."""
-        found = [self.controller] if self.controller else []
-        for record in self.engine_sets:
-            found += record.local_processes()
-        return found
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ClusterState":
         return cls(

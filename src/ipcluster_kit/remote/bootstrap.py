@@ -52,7 +52,6 @@ DEFAULT_REMOTE_PYTHON = "python3"
 DEFAULT_REMOTE_ROOT = ".ipcluster-kit/profiles"  # relative to the remote home
 MAX_PARALLEL = 64  # hosts brought up at once (each holds a socket and an SSH session)
 
-STEPS = ("connect", "preflight", "versions", "copy", "start", "done")
 
 
 # --------------------------------------------------------------------------------------------

@@ -43,7 +43,6 @@ from typing import Any, Callable, ClassVar
 
 from ipcluster_kit.checks import Check
 from ipcluster_kit.errors import BadInput
-from ipcluster_kit.processes import ProcessRecord
 
 # The kinds the kit knows, and their modules (imported on first use: a kind's dependencies, like
 # asyncssh for ssh, are only imported when a profile uses it).
@@ -90,9 +89,6 @@ class EngineSetRecord:
         """Where the set's engines run (host labels, node names), for reports; none by default."""
         return []
 
-    def local_processes(self) -> list[ProcessRecord]:
-        """The processes on this machine the set started (for `status` and reports); none by default."""
-        return []
 
 
 def _plain(value: Any) -> Any:

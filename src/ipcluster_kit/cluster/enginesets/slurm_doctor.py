@@ -18,8 +18,8 @@ from ipcluster_kit.errors import BadInput, KitError
 from ipcluster_kit.profile.spec import ProfileSpec
 from ipcluster_kit.profile.store import ENGINE_CONNECTION_FILE, connection_files
 from ipcluster_kit.remote import scripts
-from ipcluster_kit.remote.bootstrap import Versions
 from ipcluster_kit.remote.connfile import load_engine_file
+from ipcluster_kit.remote.records import Versions
 from ipcluster_kit.remote.doctor import _port_summary
 
 PORT_TIMEOUT = 3.0
