@@ -123,6 +123,27 @@ def test_smoothing_keeps_the_measured_work_of_skewed_durations():
     assert model.predict(40) >= sum(durations) / 2  # never less than the work shared perfectly
 
 
+def test_the_serial_reference_keeps_each_tasks_shorter_time():
+    import time
+
+    from ipcluster_kit.bench.measure import serial_reference
+    from ipcluster_kit.bench.workloads import Workload
+
+    calls = []
+
+    def task(x):  # the first pass of task 1 is disturbed (other work on the machine)
+        calls.append(x)
+        if x == 1 and calls.count(1) == 1:
+            time.sleep(0.05)
+        return x * 2
+
+    ref = serial_reference(Workload("t", task, [0, 1, 2], "three tasks"), passes=2)
+    assert ref.results == [0, 2, 4] and calls == [0, 1, 2, 0, 1, 2]
+    assert ref.task_seconds[1] < 0.05
+    calls.clear()
+    assert serial_reference(Workload("t", task, [0, 1, 2], "three tasks")).task_seconds[1] >= 0.05  # one pass
+
+
 def test_bad_costs_are_refused():
     for bad in (dict(overhead_seconds=-1.0), dict(overhead_seconds=math.nan), dict(overhead_seconds=0.0, latency_seconds=math.inf),
                 dict(overhead_seconds=0.0, engine_speed=0.0)):  # fmt: skip

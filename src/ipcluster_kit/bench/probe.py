@@ -27,7 +27,7 @@ from typing import Any
 from ipcluster_kit.bench.workloads import noop, sum_range
 from ipcluster_kit.errors import KitError
 
-CALIBRATION_N = 1_500_000  # sum(range(n)): ~20-30 ms of pure Python on the reference machine
+CALIBRATION_N = 3_000_000  # sum(range(n)): ~45 ms of pure Python on the reference machine (shorter ones varied by 10%)
 
 
 class MapTimeout(KitError):

@@ -34,6 +34,7 @@ from ipcluster_kit.validate import check_count, check_seconds
 DEFAULT_REPEAT = 5
 DEFAULT_WARMUP = 1
 DEFAULT_TIMEOUT = 600.0
+REFERENCE_PASSES = 2  # serial reference runs; each task keeps its shortest time (measure.serial_reference)
 # A temporary cluster starts every engine on this machine (each a Python process of ~60 MB that
 # imports ipyparallel): more than this is a typo, not a benchmark.
 MAX_LOCAL_ENGINES = 256
@@ -223,7 +224,7 @@ def run_bench(
     refs: dict[str, Reference] = {}
     for workload in workloads:
         progress(f"{workload.name}: serial reference run", 0, 0)
-        refs[workload.name] = serial_reference(workload)
+        refs[workload.name] = serial_reference(workload, passes=REFERENCE_PASSES)
 
     with measuring_session(config, needs_cluster, cluster, source, lambda msg: progress(msg, 0, 0)) as session:
         workers, engine_ids = session.workers, session.engine_ids

@@ -165,14 +165,14 @@ def run_sweep(plan: SweepPlan, *, progress: ProgressFn | None = None, cluster: A
     from ipcluster_kit.bench.backends import BenchContext, IppLbvChunk, Serial, make_backend, probed_costs, warm_engines
     from ipcluster_kit.bench.measure import Steps, measure_round, serial_reference
     from ipcluster_kit.bench.probe import cluster_costs
-    from ipcluster_kit.bench.runner import given_cluster, measuring_session
+    from ipcluster_kit.bench.runner import REFERENCE_PASSES, given_cluster, measuring_session
 
     progress = progress or (lambda description, done, total: None)
     config, workload = plan.config, plan.workload
     cluster, source = given_cluster(config, cluster)
     created, load_before = time.time(), list(os.getloadavg())
     progress(f"{workload.name}: serial reference run", 0, 0)
-    ref = serial_reference(workload)  # before any cluster starts: the bring-up does not disturb it
+    ref = serial_reference(workload, passes=REFERENCE_PASSES)  # before any cluster starts: the bring-up does not disturb it
     with measuring_session(config, True, cluster, source, lambda msg: progress(msg, 0, 0)) as session:
         ctx = BenchContext(workers=session.workers, timeout=config.timeout, cluster=session.cluster,
                            client=session.client, targets=session.engine_ids[: session.workers])  # fmt: skip
