@@ -171,16 +171,19 @@ def test_dry_run_of_an_ssh_profile_contacts_no_host(ipython_dir):
         ("2 engine(s) on root@192.0.2.7", command), ("1 engine(s) on u@192.0.2.8:2222", command)]  # fmt: skip
 
 
-@pytest.mark.parametrize("preset", ["pbs"])
-def test_batch_systems_up_does_not_drive_are_refused_naming_ipcluster(ipython_dir, preset):
-    run_kit("init", "batch", "--ipython-dir", str(ipython_dir), "--preset", preset, "--ip", "0.0.0.0", check=True)
+@pytest.mark.parametrize("launcher", ["pbs", "sge", "lsf", "htcondor"])
+def test_batch_systems_up_does_not_drive_are_refused_naming_ipcluster(ipython_dir, launcher):
+    from helpers import tree_snapshot
+
+    run_kit("init", "batch", "--ipython-dir", str(ipython_dir), "--launcher", launcher, "--ip", "0.0.0.0", check=True)
+    before = tree_snapshot(ipython_dir)
     for args in (["up", "batch"], ["up", "batch", "--dry-run"]):
         result = run_kit(*args, "--ipython-dir", str(ipython_dir))
         assert result.returncode == 2
         assert result.stderr.strip().splitlines() == [
-            "ipcluster-kit: error: `up` does not start engines with the 'pbs' launcher; start this profile with"
+            f"ipcluster-kit: error: `up` does not start engines with the {launcher!r} launcher; start this profile with"
             f" ipyparallel: ipcluster start --profile-dir={ipython_dir / 'profile_batch'}"]  # fmt: skip
-    assert not (ipython_dir / "profile_batch" / "ipcluster_kit_state.json").exists()
+    assert tree_snapshot(ipython_dir) == before  # nothing written, not even a lock file
 
 
 def test_a_first_release_state_file_is_read_and_its_cluster_stopped(ipython_dir, profile):
