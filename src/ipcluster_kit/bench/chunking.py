@@ -16,19 +16,19 @@ the controller, the client or someone else's work) one chunk per engine leaves t
 for it. Smaller chunks balance better.
 
 The model. From what the probe measured through the very view that will run the map
-(:func:`ipcluster_kit.bench.backends.probe_costs`, see :class:`ClusterCosts`):
+(:func:`ipcluster_kit.bench.probe.probe_costs`, see :class:`ClusterCosts`):
 
 - ``o``: the overhead of one chunk as an engine sees it: ``m`` no-op tasks at chunk size 1 take
   ``W`` seconds on ``E`` engines, so ``o = W * E / m``;
 - ``L``: what one map costs once, beyond ``o`` (the first dispatch and the last result back);
 - ``s``: how fast the engines compute, all at once, against the client computing alone (the same
-  calibration task timed on both sides; 1.0 when not measured);
+  calibration task timed on both sides; 1.0 when not measured; above 1 for slower hosts);
 
-and ``d_i``: the duration of each task, from the serial reference run (timed task by task), taken
-as the running median of its neighbourhood (``SMOOTHING_WINDOW`` = 5 tasks), scaled so that the
-total stays the measured one: one run's per-task times are noisy (16 identical ``sum`` tasks
-measure 0.15 to 0.22 s), and the model should follow the trend along the input (primes grow), not
-place chunk borders around chance spikes;
+and ``d_i``: the duration of each task, from the serial reference run (timed task by task, the
+shorter of two passes), taken as the running median of its neighbourhood (``SMOOTHING_WINDOW`` = 5
+tasks), scaled so that the total stays the measured one: one run's per-task times are noisy (16
+identical ``sum`` tasks measure 0.15 to 0.22 s), and the model should follow the trend along the
+input (primes grow), not place chunk borders around chance spikes;
 
 the map with chunk size ``c`` is simulated as the view runs it. ipyparallel cuts the input into
 ``ceil(n / c)`` near-equal contiguous parts (so 1000 elements at ``c = 119`` are nine parts of
@@ -36,9 +36,9 @@ the map with chunk size ``c`` is simulated as the view runs it. ipyparallel cuts
 ``o + s * sum(d_i)`` over its elements and goes, in order, to the engine that becomes free first.
 Engines are not equally fast for the whole map on a shared machine, so the simulation is run once
 per engine with that engine ``SPEED_SPREAD`` slower than the others (their mean speed still the
-measured ``s``), and the predicted time is ``L`` plus the mean of those makespans. That is the balancing reserve, priced: one chunk per
-engine pays the slow engine's whole delay, small chunks let the others take over its share, and
-the round trips they cost are in ``o``.
+measured ``s``), and the predicted time is ``L`` plus the mean of those makespans: the balancing
+reserve, priced. One chunk per engine pays the slow engine's whole delay, smaller chunks let the
+others take over part of its share, and the round trips they cost are in ``o``.
 
 Every chunk size from 1 to ``ceil(n / E)`` (one chunk per engine) is a candidate, one per distinct
 number of parts (sizes giving the same number of parts give the same map). The fastest wins; among
