@@ -198,9 +198,11 @@ def _kill_when_busy(engine_pid: int, victim: int) -> None:
     os.kill(victim, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("victim, needle", [("controller", "the controller of cluster 'f' (PID {pid}) stopped running"),
-                                            ("engine", "EngineError: Engine")])  # fmt: skip
-def test_kill_9_during_bench_on_a_profile(ipython_dir, cluster, victim, needle):
+@pytest.mark.parametrize("victim", ["controller", "engine"])
+def test_kill_9_during_bench_on_a_profile(ipython_dir, cluster, victim):
+    """The kit itself notices (cluster.watch): the map in flight fails at once and the benchmark stops
+    there, naming what died, instead of running on (a dead controller's schedulers still route tasks)
+    or waiting for the controller's heartbeat to miss a dead engine."""
     state = json.loads((cluster / "ipcluster_kit_state.json").read_text())
     engine = state["engine_sets"][0]["processes"][0]["pid"]
     target = state["controller"]["pid"] if victim == "controller" else engine
@@ -214,6 +216,7 @@ def test_kill_9_during_bench_on_a_profile(ipython_dir, cluster, victim, needle):
         if bench.poll() is None:
             bench.kill()
     assert bench.returncode == 1
-    assert needle.format(pid=target) in _one_error_line(subprocess.CompletedProcess(bench.args, bench.returncode, "", err))
+    line = _one_error_line(subprocess.CompletedProcess(bench.args, bench.returncode, "", err))
+    assert f"the {victim} of cluster 'f' (PID {target}) stopped running" in line
     report = json.loads(_kit(ipython_dir, "down", "f", "--json", check=True).stdout)
     assert report["left_running"] == [] and _of_profile(cluster) == []

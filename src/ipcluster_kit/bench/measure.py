@@ -194,6 +194,8 @@ def measure_round(
                     label = f"{workload.name} / {backend.name} ({'warm-up' if warm else 'repeat'} {round_no + 1 - (0 if warm else warmup)})"
                     if record.ok:
                         steps.note(label)
+                        if hasattr(ctx.cluster, "check"):
+                            ctx.cluster.check()  # a lost controller or engine ends the whole round: no result stands
                         try:
                             _time_once(backend, workload, record, warm, check, load_probe)
                         except MapTimeout as exc:

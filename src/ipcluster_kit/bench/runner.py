@@ -164,6 +164,14 @@ class Session:
     load_probe: Any
 
 
+def _watched(cluster: Any, client: Any) -> contextlib.AbstractContextManager:
+    if client is None or not hasattr(cluster, "check"):
+        return contextlib.nullcontext()
+    from ipcluster_kit.cluster.watch import watching
+
+    return watching(cluster, client)
+
+
 @contextlib.contextmanager
 def measuring_session(config: BenchConfig, needs_cluster: bool, given: Any, source: str,
                       progress: Callable[[str], None]) -> Iterator[Session]:  # fmt: skip
@@ -188,7 +196,8 @@ def measuring_session(config: BenchConfig, needs_cluster: bool, given: Any, sour
                 from ipcluster_kit.bench.noise import LoadProbe
 
                 load_probe = LoadProbe()
-            yield Session(cluster, source, client, workers, engine_ids, load_probe)
+            with _watched(cluster, client):  # work on a lost controller or engine fails at once
+                yield Session(cluster, source, client, workers, engine_ids, load_probe)
             if hasattr(cluster, "check"):
                 cluster.check()  # a controller that died mid-run (its schedulers may live on): no result stands
         finally:

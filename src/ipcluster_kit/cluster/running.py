@@ -34,6 +34,10 @@ class RunningCluster:
     warnings: list[str] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
     controller: processes.ProcessRecord | None = None
+    # processes of this machine whose exit loses engines (local engines, mpiexec), running when the
+    # cluster was attached (one that died before is the engine count's business): see check()
+    engine_processes: list[processes.ProcessRecord] = field(default_factory=list)
+    temporary: bool = False  # a temporary_cluster's: it is stopped by its owner, never by `down`
 
     @property
     def client_file(self) -> Path:
@@ -49,13 +53,19 @@ class RunningCluster:
         wait_for_engines(self.client_file, self.engines, timeout)
         return connect(self.client_file, timeout)
 
-
     def check(self) -> None:
-        """KitError when the controller `up` started is no longer running. Its schedulers may still
-        route tasks, so work can seem to go on: a benchmark calls this before trusting its results."""
-        if self.controller is not None and not processes.is_alive(self.controller):
-            raise KitError(f"the controller of cluster {self.name!r} (PID {self.controller.pid}) stopped running;"
-                           f" stop what is left with `ipcluster-kit down {self.name}`")  # fmt: skip
+        """:class:`ClusterLost` when a process `up` started on this machine is no longer running: the
+        controller (its schedulers may still route tasks, so work can seem to go on), or an engine
+        (ipyparallel notices only after missed heartbeats). Cheap (no message to the controller): a
+        benchmark calls it between runs, and :func:`ipcluster_kit.cluster.watch.watching` while they run."""
+        for record in [self.controller, *self.engine_processes]:
+            if record is not None and not processes.is_alive(record):
+                hint = "" if self.temporary else f"; stop what is left with `ipcluster-kit down {self.name}`"
+                raise ClusterLost(f"the {record.role} of cluster {self.name!r} (PID {record.pid}) stopped running{hint}")
+
+
+class ClusterLost(KitError):
+    """A cluster lost its controller or an engine process while work ran on it: no result stands."""
 
 
 class Timeline:
@@ -101,7 +111,9 @@ def running_cluster(name: str, profile_dir: Path, spec: Any, state: ClusterState
     hosts = sorted({host for record in state.engine_sets for host in record.host_labels()})
     return RunningCluster(name=name, profile_dir=profile_dir, spec=spec, engines=state.expected_engines,
                           scheme=state.scheme or spec.scheme, hosts=hosts, timeline=list(state.timeline),
-                          controller=state.controller)  # fmt: skip
+                          controller=state.controller,
+                          engine_processes=[r for record in state.engine_sets for r in record.local_processes()
+                                            if processes.is_alive(r)])  # fmt: skip
 
 
 def attach(name: str, ipython_dir: str | os.PathLike | None = None) -> RunningCluster:

@@ -43,6 +43,7 @@ def temporary_cluster(
         spec = build_spec(name, preset="local", scheme=scheme, hwm=hwm, engines=engines or os.cpu_count() or 1, **extra)
         write_profile(plan_write(spec, root))
         cluster, _ = up(name, root, timeout=timeout, progress=progress)
+        cluster.temporary = True
         try:
             yield cluster
         finally:

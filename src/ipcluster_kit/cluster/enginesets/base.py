@@ -89,6 +89,10 @@ class EngineSetRecord:
         """Where the set's engines run (host labels, node names), for reports; none by default."""
         return []
 
+    def local_processes(self) -> list[Any]:
+        """The processes of this machine whose exit loses engines (ProcessRecords: local engines,
+        mpiexec), watched while work runs; none by default (remote hosts, batch jobs)."""
+        return []
 
 
 def _plain(value: Any) -> Any:

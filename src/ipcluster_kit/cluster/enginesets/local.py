@@ -36,6 +36,9 @@ class LocalRecord(EngineSetRecord):
     def host_labels(self) -> list[str]:
         return ["localhost"] if self.processes else []
 
+    def local_processes(self) -> list[ProcessRecord]:
+        return list(self.processes)
+
 
 def stop_local(kind: str, records: list[ProcessRecord], timeout: float) -> SetStop:
     """Stop processes of this machine with everything they started; the set's stop result."""

@@ -54,6 +54,8 @@ class MPIRecord(EngineSetRecord):
     def host_labels(self) -> list[str]:
         return ["localhost"]
 
+    def local_processes(self) -> list[ProcessRecord]:
+        return [self.mpiexec] if self.mpiexec else []
 
 
 def find_mpiexec(python: str = sys.executable) -> str | None:
