@@ -220,3 +220,40 @@ def test_kill_9_during_bench_on_a_profile(ipython_dir, cluster, victim):
     assert f"the {victim} of cluster 'f' (PID {target}) stopped running" in line
     report = json.loads(_kit(ipython_dir, "down", "f", "--json", check=True).stdout)
     assert report["left_running"] == [] and _of_profile(cluster) == []
+
+
+def _engines_registered(tmp: Path) -> Path | None:
+    """The profile directory of the temporary cluster under ``tmp`` once `up` saved it with every
+    engine registered (the state's timeline is written then), else None."""
+    for state_file in tmp.glob("ipck-*/profile_*/ipcluster_kit_state.json"):
+        try:
+            if json.loads(state_file.read_text()).get("timeline"):
+                return state_file.parent
+        except (OSError, ValueError):
+            pass
+    return None
+
+
+def test_a_killed_bench_leaves_no_temporary_cluster_behind(tmp_path):
+    """SIGKILL of a `bench` that runs on a temporary cluster: its watchdog stops the controller and the
+    engines (each in a session of its own) and removes the temporary directory."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp), COLUMNS="200")
+    bench = subprocess.Popen(KIT + ["bench", "sum", "--quick", "--engines", "2", "--backend", "ipp-lbv-chunk1", "--repeat", "50"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
+    try:
+        profile_dir = wait_for(lambda: bench.poll() is None and _engines_registered(tmp), 120, what="the bench's engines")
+        (watchdog,) = [p for p in psutil.Process(bench.pid).children() if "ipcluster_kit.cluster.watchdog" in p.cmdline()]
+        cluster = _of_profile(profile_dir)
+        assert len(cluster) >= 3 and bench.pid not in cluster  # the controller (and its schedulers), two engines
+        bench.kill()
+        bench.wait(30)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait(30)
+    wait_for(lambda: not _of_profile(profile_dir) and not profile_dir.parent.exists(), 60,
+             what="the watchdog to stop the cluster and remove its directory")  # fmt: skip
+    wait_for(lambda: not watchdog.is_running() or watchdog.status() == psutil.STATUS_ZOMBIE, 30, what="the watchdog to exit")
+    assert list(tmp.iterdir()) == []
