@@ -23,6 +23,20 @@ pytestmark = pytest.mark.e2e
 HANG_ENGINES = "import sys, time\nif 'ipyparallel.engine' in getattr(sys, 'orig_argv', []):\n    time.sleep(120)\n"
 
 
+# One engine that exits at once (the first to create a flag file), the others start normally.
+ONE_ENGINE_EXITS = (
+    "import os, sys\n"
+    "if 'ipyparallel.engine' in getattr(sys, 'orig_argv', []):\n"
+    "    try:\n"
+    "        os.close(os.open(os.path.join(os.path.dirname(__file__), 'exited'), os.O_CREAT | os.O_EXCL))\n"
+    "    except FileExistsError:\n"
+    "        pass\n"
+    "    else:\n"
+    "        print('test: this engine exits', flush=True)\n"
+    "        os._exit(3)\n"
+)
+
+
 def _kit(ipython_dir: Path, *args: str, **kw) -> subprocess.CompletedProcess:
     return run_kit(*args, "--ipython-dir", str(ipython_dir), **kw)
 
@@ -140,6 +154,34 @@ def test_ctrl_c_during_up_stops_what_was_started(ipython_dir, tmp_path):
     assert err.strip().splitlines() == [
         "ipcluster-kit: error: interrupted: `up ctrlc` stopped the controller and 2 engine(s) it had started"]
     assert _of_profile(profile_dir) == [] and not (profile_dir / "ipcluster_kit_state.json").exists()
+
+
+def test_min_engines_accepts_local_engines_when_one_exits(ipython_dir, tmp_path):
+    """Without --min-engines an engine that exits fails `up`; with it, the others are enough (a warning
+    names the engine's log), and the cluster counts the engines that registered."""
+    _kit(ipython_dir, "init", "m", "--engines", "3", check=True)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(ONE_ENGINE_EXITS)
+    env = {"PYTHONPATH": str(site)}
+    failed = _kit(ipython_dir, "up", "m", env=env)
+    line = _one_error_line(failed)
+    assert "1 engine process(es) exited before registering" in line and "test: this engine exits" in line
+    assert failed.returncode == 1 and _of_profile(ipython_dir / "profile_m") == []
+
+    (site / "exited").unlink()
+    up = _kit(ipython_dir, "up", "m", "--min-engines", "2", "--json", env=env)
+    try:
+        assert up.returncode == 0, up.stderr
+        result = json.loads(up.stdout)
+        (warning,) = result["warnings"]
+        assert result["engines"] == 2 and warning.startswith("continuing with 2 of 3 engine(s) (at least 2 required): 1 engine")
+        assert "test: this engine exits" in warning
+        status = json.loads(_kit(ipython_dir, "status", "m", "--json", check=True).stdout)
+        assert status["registered_engines"] == 2 and [e["running"] for e in status["engines"]].count(True) == 2
+    finally:
+        _kit(ipython_dir, "down", "m", check=True)
+    assert _of_profile(ipython_dir / "profile_m") == []
 
 
 @pytest.mark.parametrize("args, needle", [

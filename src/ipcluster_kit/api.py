@@ -134,7 +134,9 @@ def up(
 
     Returns ``(cluster, started)``: ``started`` is False when it was up already. ``cluster.connect()``
     gives an ``ipyparallel.Client``; ``cluster.timeline`` says where the time went. On failure (or
-    Ctrl-C) everything started is stopped and KitError says why.
+    Ctrl-C) everything started is stopped and KitError says why. With ``min_engines``, at least that
+    many registered engines is a success (``cluster.engines`` of them; ``cluster.warnings`` says
+    what is missing), once others failed or at the deadline.
     """
     from ipcluster_kit.cluster.bringup import up as bring_up
 

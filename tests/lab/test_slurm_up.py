@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -27,9 +28,9 @@ def kit(slurm_lab, tmp_path):
     ipython_dir.mkdir()
     env = dict(os.environ, IPYTHONDIR=str(ipython_dir), COLUMNS="200", **slurm_lab.env)
 
-    def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "ipcluster_kit", *args], capture_output=True, text=True, env=env,
-                              timeout=timeout, cwd=tmp_path)  # fmt: skip
+    def run(*args: str, timeout: float = 120, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "ipcluster_kit", *args], capture_output=True, text=True,
+                              env={**env, **(extra_env or {})}, timeout=timeout, cwd=tmp_path)  # fmt: skip
 
     run.ipython_dir = ipython_dir
     yield run
@@ -119,11 +120,52 @@ def test_mpi_engines_are_one_world_across_both_nodes(kit, slurm_lab):
 def test_a_job_that_cannot_start_times_out_naming_its_state_and_is_cancelled(kit, slurm_lab):
     lab = slurm_lab
     make_profile(kit, lab, "big", "--nodes", str(len(lab.nodes) + 1))
-    result = kit("up", "big", "--timeout", "4")
+    result = kit("up", "big", "--timeout", "4", "--min-engines", "1")  # none registered: fewer than the minimum
     line = one_line_error(result, 1)
-    assert "job " in line and " PENDING (" in line and "everything started was stopped" in line
+    assert re.search(r"did not come up: only 0 of 3 engines registered within 4 s; job \d+ PENDING \(\w+", line), line
+    assert line.endswith("everything started was stopped")
     assert lab.squeue() == []
     assert not (kit.ipython_dir / "profile_big" / "ipcluster_kit_state.json").exists()
+
+
+# Engines cannot start on one node (as when a module is broken there): a sitecustomize on the job's
+# PYTHONPATH makes `python -m ipyparallel.engine` exit at once on the host it names.
+NO_ENGINE_ON = (
+    "import os, socket, sys\n"
+    "if 'ipyparallel.engine' in getattr(sys, 'orig_argv', []) and socket.gethostname() == {node!r}:\n"
+    "    print('lab: no engine on this node', flush=True)\n"
+    "    os._exit(3)\n"
+)
+
+
+def test_min_engines_accepts_what_a_job_could_start(kit, slurm_lab, tmp_path):
+    """A job with an engine task per node, whose task on the second node ends at once: without
+    --min-engines `up` fails naming that task; with --min-engines 1 it succeeds on the first node's
+    engine, with a warning naming the task that ended and what Slurm says of the job."""
+    lab = slurm_lab
+    n1, n2 = lab.nodes[0].name, lab.nodes[-1].name
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(NO_ENGINE_ON.format(node=n2))
+    broken = {"PYTHONPATH": str(site)}
+    make_profile(kit, lab, "half", "--nodes", "2")
+
+    line = one_line_error(kit("up", "half", "--timeout", "90", extra_env=broken), 1)
+    assert re.search(rf"did not come up: engine task 1 on {n2}: Exited with exit code 3 \(log \S+-{n2}-1\.log:"
+                     r" lab: no engine on this node\); job \d+ RUNNING on ", line), line  # fmt: skip
+    assert line.endswith("everything started was stopped") and lab.squeue() == []
+
+    up = kit("up", "half", "--timeout", "90", "--min-engines", "1", "--json", extra_env=broken)
+    assert up.returncode == 0, up.stderr
+    result = json.loads(up.stdout)
+    (warning,) = result["warnings"]
+    assert result["engines"] == 1 and warning.startswith("continuing with 1 of 2 engine(s) (at least 1 required):")
+    assert f"engine task 1 on {n2}: Exited with exit code 3" in warning and " RUNNING on " in warning
+    status = json.loads(kit("status", "half", "--json").stdout)
+    assert status["expected_engines"] == 1 and status["registered_engines"] == 1
+    assert status["engine_sets"][0]["engines_per_node"] == {n1: 1, n2: 0}
+    assert kit("down", "half").returncode == 0
+    assert lab.squeue() == []
 
 
 def test_a_lost_node_shows_in_status_and_down_still_cleans_up(kit, slurm_lab):

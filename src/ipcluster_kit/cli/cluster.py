@@ -16,7 +16,7 @@ def up(
     name: str = typer.Argument(..., help="Profile made by `ipcluster-kit init`."),
     engines: Optional[int] = typer.Option(None, help="Local engines to start (default: the profile's count)."),
     timeout: float = typer.Option(60.0, help="Seconds to wait for every engine to register."),
-    min_engines: Optional[int] = typer.Option(None, help="With remote hosts: succeed when at least this many engines came up."),
+    min_engines: Optional[int] = typer.Option(None, help="Succeed when at least this many engines registered (once others failed, or at the deadline), with a warning naming what is missing."),
     ssh_config: Optional[List[str]] = typer.Option(None, "--ssh-config", help="OpenSSH client config (like ssh -F); repeatable."),
     accept_new_host_keys: bool = typer.Option(False, help="Accept and record host keys never seen before (a changed key is still refused)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the exact commands and job scripts; start nothing."),

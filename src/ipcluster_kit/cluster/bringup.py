@@ -13,11 +13,12 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ipcluster_kit import processes
-from ipcluster_kit.cluster.client import wait_for_engines
+from ipcluster_kit.cluster.client import EnginesTimeout, wait_for_engines
 from ipcluster_kit.cluster.controller import (
     controller_command,
     early_engine_file,
@@ -130,10 +131,13 @@ def up(
     """Start the profile's controller and engine sets; return once every engine registered.
 
     Returns ``(cluster, started)``; ``started`` is False when the cluster was already up. On failure
-    everything started is stopped again and KitError says why (exit status 130 after Ctrl-C). With
-    SSH hosts, ``min_engines`` lets a partial bring-up count as success (the hosts that failed are in
-    ``cluster.warnings``). A second `up` of the profile meanwhile waits for this one (bounded by its
-    own timeout), then finds the cluster up.
+    everything started is stopped again and KitError says why (exit status 130 after Ctrl-C); a
+    timeout names what each engine set's batch system said last (``job 42 PENDING (Resources)``).
+    ``min_engines`` lets a partial bring-up count as success, for every kind of engine set: when
+    some engines failed (SSH hosts, a job's tasks, local processes), as soon as ``min_engines`` have
+    registered; at the deadline, when at least ``min_engines`` have. ``cluster.engines`` is then
+    the number registered and ``cluster.warnings`` says what is missing and why. A second `up` of
+    the profile meanwhile waits for this one (bounded by its own timeout), then finds the cluster up.
     """
     check_up_options(timeout, engines, min_engines)
     spec, profile_dir = read_spec(name, ipython_dir)
@@ -152,11 +156,21 @@ def up(
             raise KitError(f"processes of profile {name!r} are running without a state file (PIDs"
                            f" {', '.join(str(r.pid) for r in live)}); stop them with `ipcluster-kit down {name} --force`")  # fmt: skip
         sets = plan_engine_sets(spec, profile_dir, engines=engines, deadline=deadline, options=options)
-        return _bring_up(name, spec, profile_dir, sets, deadline, min_engines, progress), True
+        return _bring_up(name, spec, profile_dir, sets, Wait(deadline, timeout, min_engines), progress), True
 
 
-def _bring_up(name: str, spec: Any, profile_dir: Path, sets: list[EngineSet], deadline: float,
-              min_engines: int | None, progress: Progress) -> RunningCluster:  # fmt: skip
+@dataclass(frozen=True)
+class Wait:
+    """How long `up` waits for registration (``deadline`` is ``time.monotonic()``; ``timeout`` the
+    option's value, for messages) and how many engines are enough (``--min-engines``)."""
+
+    deadline: float
+    timeout: float
+    min_engines: int | None = None
+
+
+def _bring_up(name: str, spec: Any, profile_dir: Path, sets: list[EngineSet], wait: Wait,
+              progress: Progress) -> RunningCluster:  # fmt: skip
     """Controller first; engine sets that can (``early``) start at once and wait for their connection
     file, which is published as soon as the controller's is complete; then the others."""
     timeline = Timeline()
@@ -171,13 +185,13 @@ def _bring_up(name: str, spec: Any, profile_dir: Path, sets: list[EngineSet], de
         state.save()
         timeline.mark("controller started", heartbeat_ms=heartbeat[0])
         _start_sets(sets, records, state, timeline, progress, early=True)
-        wait_until_ready(profile_dir, state.controller, deadline)
+        wait_until_ready(profile_dir, state.controller, wait.deadline)
         publish_engine_file(profile_dir)
         timeline.mark("controller ready")
-        watch_schedulers(profile_dir, timeline, deadline, watching)
+        watch_schedulers(profile_dir, timeline, wait.deadline, watching)
         _start_sets(sets, records, state, timeline, progress, early=False)
-        warnings = _check_started(records, state, min_engines, progress)
-        _wait_registered(sets, records, state, timeline, deadline, progress)
+        warnings = _check_started(records, state, wait.min_engines, progress)
+        warnings += _wait_registered(sets, records, state, timeline, wait, progress)
     except BaseException as exc:
         watching.set()
         _clean_up(name, spec, profile_dir, state, exc)
@@ -204,17 +218,22 @@ def _check_started(records: list[Any], state: ClusterState, min_engines: int | N
     """Count what started; a set that started only part of its engines fails the bring-up unless
     ``min_engines`` are up in all (the failures are then the warnings)."""
     failures = [f for record in records for f in getattr(record, "failures", [])]
-    started = sum(record.engines for record in records)
+    started, planned = sum(record.engines for record in records), state.expected_engines
     state.expected_engines = started
     state.save()
     if not failures:
         return []
     errors = "; ".join(failures)
     if min_engines is not None and started >= min_engines:
-        warning = f"continuing with {started} engine(s) (at least {min_engines} required): {errors}"
-        progress(warning)
-        return [warning]
+        return [_partial(started, planned, min_engines, errors, progress)]
     raise KitError(errors)
+
+
+def _partial(count: int, planned: int, min_engines: int, reason: str, progress: Progress) -> str:
+    """The warning of a bring-up that goes on with fewer engines than planned (``--min-engines``)."""
+    warning = f"continuing with {count} of {planned} engine(s) (at least {min_engines} required): {reason}"
+    progress(warning)
+    return warning
 
 
 def watch_schedulers(profile_dir: Path, timeline: Timeline, deadline: float, done: threading.Event) -> None:
@@ -248,25 +267,76 @@ def watch_schedulers(profile_dir: Path, timeline: Timeline, deadline: float, don
     threading.Thread(target=watch, name="ipck-schedulers", daemon=True).start()
 
 
-def _wait_registered(sets: list[EngineSet], records: list[Any], state: ClusterState, timeline: Timeline,
-                     deadline: float, progress: Progress) -> None:  # fmt: skip
+class _Enough(Exception):
+    """Raised inside the registration wait: a set failed, and ``--min-engines`` engines are registered."""
+
+
+def _wait_registered(sets: list[EngineSet], records: list[Any], state: ClusterState, timeline: Timeline, wait: Wait,
+                     progress: Progress) -> list[str]:  # fmt: skip
+    """Wait until every engine registered; the warnings of a partial success (see :func:`up`).
+
+    Without ``min_engines`` a set's failure ends the wait with its error, and so does the deadline,
+    with what each set's batch system said last. With it, a failed set is no longer checked and
+    waiting ends once ``min_engines`` are registered; at the deadline, that many are enough too.
+    """
+    expected, min_engines = state.expected_engines, wait.min_engines
+    notes: dict[int, str] = {}  # each set's last waiting note
+    failures: list[str] = []
+    failed: set[int] = set()
+    registered = 0
     next_note = 0.0
 
     def check() -> None:
         nonlocal next_note
-        for engine_set, record in zip(sets, records):
-            engine_set.check(record)
+        for i, (engine_set, record) in enumerate(zip(sets, records)):
+            if i not in failed:
+                try:
+                    engine_set.check(record)
+                except KitError as exc:
+                    if min_engines is None:
+                        raise
+                    failed.add(i)
+                    failures.append(exc.message)
+                    progress(exc.message)
+        if failures and min_engines is not None and registered >= min_engines:
+            raise _Enough
         if time.monotonic() >= next_note:
             next_note = time.monotonic() + NOTE_INTERVAL
-            for note in filter(None, (s.waiting_note(r) for s, r in zip(sets, records))):
-                progress(note)
+            _note(sets, records, notes, progress)
 
-    def registered(count: int) -> None:
+    def counted(count: int) -> None:
+        nonlocal registered
+        registered = count
         if count:
             timeline.mark("engines registered", engines=count)
 
-    wait_for_engines(connection_files(Path(state.profile_dir))["client"], state.expected_engines,
-                     max(deadline - time.monotonic(), 0.5), progress=progress, on_count=registered, check=check)  # fmt: skip
+    try:
+        wait_for_engines(connection_files(Path(state.profile_dir))["client"], expected,
+                         max(wait.deadline - time.monotonic(), 0.5), progress=progress, on_count=counted, check=check)  # fmt: skip
+        return []
+    except _Enough:
+        reason = "; ".join(failures)
+    except EnginesTimeout as exc:
+        _note(sets, records, notes, progress)
+        reason = "; ".join([f"only {exc.count} of {expected} engines registered within {wait.timeout:g} s",
+                            *failures, *notes.values()])  # fmt: skip
+        if min_engines is None or exc.count < min_engines:
+            raise KitError(reason) from None
+    assert min_engines is not None
+    state.expected_engines = registered
+    return [_partial(registered, expected, min_engines, reason, progress)]
+
+
+def _note(sets: list[EngineSet], records: list[Any], notes: dict[int, str], progress: Progress) -> None:
+    """Ask each set what its batch system says now (``waiting_note``); keep and show the answers."""
+    for i, (engine_set, record) in enumerate(zip(sets, records)):
+        try:
+            note = engine_set.waiting_note(record)
+        except KitError:  # the batch system did not answer this time: the last answer stands
+            continue
+        if note:
+            notes[i] = note
+            progress(note)
 
 
 def _clean_up(name: str, spec: Any, profile_dir: Path, state: ClusterState, exc: BaseException) -> None:

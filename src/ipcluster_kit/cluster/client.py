@@ -53,6 +53,14 @@ def connect(client_file: str | os.PathLike, timeout: float):
             raise KitError(f"cannot use the connection file {client_file}: {exc}") from None
 
 
+class EnginesTimeout(KitError):
+    """Not every engine registered in time; ``count`` did."""
+
+    def __init__(self, message: str, count: int):
+        super().__init__(message)
+        self.count = count
+
+
 def _check_watched(watch: Iterable[ProcessRecord]) -> None:
     dead = [r for r in watch if not is_alive(r)]
     if dead:
@@ -75,7 +83,7 @@ def wait_for_engines(
 ) -> int:
     """Wait until ``n`` engines have registered with the controller; return how many did.
 
-    Raises KitError on timeout. ``watch`` lists local processes that must stay alive (fails early,
+    Raises :class:`EnginesTimeout` (a KitError) on timeout. ``watch`` lists local processes that must stay alive (fails early,
     naming the log, when one dies); ``check`` is called on every poll and may raise to give up early
     (e.g. a batch job that failed); ``on_count`` sees every new count (the bring-up timeline).
     """
@@ -97,7 +105,7 @@ def wait_for_engines(
             if check is not None:
                 check()
             if time.monotonic() >= deadline:
-                raise KitError(f"only {count} of {n} engines registered within {timeout:g} s")
+                raise EnginesTimeout(f"only {count} of {n} engines registered within {timeout:g} s", count)
             time.sleep(POLL_INTERVAL)
     finally:
         client.close()

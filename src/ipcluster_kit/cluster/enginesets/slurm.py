@@ -39,6 +39,8 @@ SCRIPT_NAME = "ipcluster_kit_engines.sbatch"
 NOTE_INTERVAL = 0.5  # seconds between two squeue calls while engines register
 ENGINE_LOG = re.compile(r"^ipengine-(?P<job>\d+)-(?P<node>.+)-(?P<rank>\d+)\.log$")
 REGISTERED = re.compile(rb"Completed registration with id (\d+)")
+# srun's own line, in the job's output, when tasks of a step end with an error while the job runs on
+TASK_ENDED = re.compile(r"^srun: error: (?P<node>[^:\s]+): tasks? (?P<tasks>[\d,-]+): (?P<what>.+)$", re.MULTILINE)
 
 
 @dataclass
@@ -87,6 +89,24 @@ def job_output(record: SlurmRecord, lines: int = 2) -> str:
     except OSError:
         return f"{path} (none yet)"
     return f"{path}: " + (" | ".join(text[-lines:]) if text else "(empty)")
+
+
+def ended_tasks(record: SlurmRecord) -> list[str]:
+    """The engine tasks that ended with an error while the job runs on (srun says so in the job's
+    output), each as ``task 1 on node2: Exited with exit code 3 (log PATH: its last lines)``."""
+    from ipcluster_kit.cluster.client import log_tail
+
+    try:
+        text = (Path(record.log_dir) / f"ipengine-slurm-{record.job_id}.out").read_text(errors="replace")
+    except OSError:
+        return []
+    ended = []
+    for match in TASK_ENDED.finditer(text):
+        first = re.split(r"[,-]", match["tasks"])[0]
+        log = Path(record.log_dir) / f"ipengine-{record.job_id}-{match['node']}-{first}.log"
+        tasks = f"task{'s' if not match['tasks'].isdigit() else ''} {match['tasks']}"
+        ended.append(f"{tasks} on {match['node']}: {match['what'].strip()} (log {log}: {log_tail(log) or 'empty'})")
+    return ended
 
 
 def _registered_ids(client_file: Path, timeout: float) -> tuple[set[int] | None, str | None]:
@@ -179,15 +199,18 @@ class SlurmEngines(EngineSet):
         return self._job
 
     def check(self, record: EngineSetRecord) -> None:
-        """Give up when the job ended before its engines registered, or when time is up (naming the job's state)."""
+        """Give up when the job ended before its engines registered, or when some of its engine tasks
+        did (srun says so in the job's output; the job may run on with the others). Looks at most
+        every NOTE_INTERVAL seconds; the deadline is bring-up's (which names :meth:`waiting_note`)."""
         assert isinstance(record, SlurmRecord)
+        asked = self._asked
         info = self._job_info(record)
         if info is not None and info.finished:
             raise KitError(f"{info.describe()} before its engines registered; job output {job_output(record)}")
-        if time.monotonic() >= self.context.deadline:
-            where = info.describe() if info else f"job {record.job_id} (not listed by squeue)"
-            registered = sum(1 for t in engine_tasks(record) if t.engine_id is not None)
-            raise KitError(f"{where} when the time ran out, {registered} of {record.engines} engine(s) registered")
+        ended = ended_tasks(record) if self._asked != asked else []
+        if ended:
+            more = f" (and {len(ended) - 1} more srun error line(s))" if len(ended) > 1 else ""
+            raise KitError(f"engine {ended[0]}{more}; {info.describe() if info else f'job {record.job_id}'}")
 
     def waiting_note(self, record: EngineSetRecord) -> str | None:
         assert isinstance(record, SlurmRecord)
