@@ -75,7 +75,8 @@ def test_up_status_down_lifecycle(ipython_dir, profile):
     assert oct(state_file.stat().st_mode & 0o777) == "0o600"
 
     plain = run_kit("status", profile, "--ipython-dir", str(ipython_dir), check=True).stdout
-    assert plain.splitlines()[0] == f"Cluster {profile}: up, scheme leastload, 2 of 2 engines registered"
+    assert plain.splitlines()[:2] == [f"Cluster {profile}: up, scheme leastload, 2 of 2 engines registered",
+                                      "local engines: 2 of 2 running"]  # fmt: skip
     assert all(str(pid) in plain for pid in pids)
 
     down = json.loads(run_kit("down", profile, "--ipython-dir", str(ipython_dir), "--json", check=True).stdout)

@@ -152,6 +152,9 @@ class SlurmNode:
 class SlurmLab:
     n_nodes: int = 2
     cpus_per_node: int = 2
+    # A silent node is flagged not responding ("*") at the first ping that fails (nodes are pinged
+    # when silent for a third of this), and marked down (ending its jobs) after this many seconds.
+    slurmd_timeout: int = 5
     nodes: list[SlurmNode] = field(default_factory=list)
     root: Path | None = None
     subnet: str | None = None
@@ -304,7 +307,7 @@ class SlurmLab:
             "SchedulerParameters=batch_sched_delay=0",
             "SlurmdParameters=config_overrides",
             "ReturnToService=2",
-            "SlurmdTimeout=5",
+            f"SlurmdTimeout={self.slurmd_timeout}",
             "MessageTimeout=5",
             "KillWait=2",
             "MinJobAge=2",

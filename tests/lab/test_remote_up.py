@@ -117,8 +117,12 @@ def test_up_accepts_a_new_host_key_only_when_asked(lab, tmp_path):
         assert accepted.returncode == 0, accepted.stderr
         assert json.loads(accepted.stdout)["hosts"] == [h2.spec]
         assert known.read_text() == f"{h2.address} {h2.host_pubkey}\n"
-        plain = kit("down", "keys", ipython_dir=ipython_dir)  # status and stop reuse the recorded --ssh-config
-        assert plain.returncode == 0 and plain.stdout.strip().startswith("Cluster keys stopped: controller, 0 local engine(s), 1 remote engine(s)")
+        (engine,) = json.loads(kit("status", "keys", "--json", ipython_dir=ipython_dir).stdout)["engines"]
+        status = kit("status", "keys", ipython_dir=ipython_dir)  # status and stop reuse the recorded --ssh-config
+        assert f"ssh hosts: {engine['host']} 1 of 1 running" in status.stdout.splitlines(), status.stdout
+        plain = kit("down", "keys", ipython_dir=ipython_dir)
+        assert plain.returncode == 0
+        assert plain.stdout.strip().startswith(f"Cluster keys stopped: controller, 1 remote engine(s) on {engine['host']};")
         assert lab.engine_pids(h2) == []
     finally:
         kit("down", "keys", "--force", ipython_dir=ipython_dir)

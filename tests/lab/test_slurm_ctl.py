@@ -42,6 +42,12 @@ def test_a_job_that_cannot_start_pends_with_slurms_reason(slurm_env, tmp_path):
     assert info.describe() == f"job {job_id} PENDING ({info.reason})"
 
 
+def test_timing_is_read_from_the_clusters_config(slurm_env):
+    timing = slurmctl.timing()
+    assert (timing.slurmd_timeout, timing.message_timeout, timing.kill_wait) == (slurm_env.slurmd_timeout, 5, 2)
+    assert timing.completing_bound == 2 + slurm_env.slurmd_timeout + 2 * 5
+
+
 def test_partitions_list_the_lab_nodes(slurm_env):
     groups = [g for g in slurmctl.partition_nodes() if g.partition == slurm_env.partition]
     assert groups and all(g.available == "up" and g.default for g in groups)

@@ -16,7 +16,10 @@ import pytest
 
 from helpers import wait_for
 
+from ipcluster_kit.processes import find_by_argument
+
 from .netlab import engine_facts
+from .slurmlab import SlurmLab
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
@@ -24,9 +27,13 @@ pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 @pytest.fixture
 def kit(slurm_lab, tmp_path):
     """Run the CLI with this test's IPython directory and the lab's SLURM_CONF; cancel every job after."""
+    yield from _kit_for(slurm_lab, tmp_path)
+
+
+def _kit_for(lab, tmp_path, cancel_jobs: bool = True):
     ipython_dir = tmp_path / "ipython"
     ipython_dir.mkdir()
-    env = dict(os.environ, IPYTHONDIR=str(ipython_dir), COLUMNS="200", **slurm_lab.env)
+    env = dict(os.environ, IPYTHONDIR=str(ipython_dir), COLUMNS="200", **lab.env)
 
     def run(*args: str, timeout: float = 120, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "ipcluster_kit", *args], capture_output=True, text=True,
@@ -36,7 +43,8 @@ def kit(slurm_lab, tmp_path):
     yield run
     for state in ipython_dir.glob("profile_*/ipcluster_kit_state.json"):  # a test that failed half-way
         run("down", state.parent.name.removeprefix("profile_"), timeout=120)
-    slurm_lab.cancel_all()
+    if cancel_jobs:
+        lab.cancel_all()
 
 
 def make_profile(kit, lab, name: str, *options: str) -> None:
@@ -77,6 +85,9 @@ def test_up_runs_engines_on_both_nodes_then_status_bench_doctor_and_down(kit, sl
     (job,) = [s for s in status["engine_sets"] if s["kind"] == "slurm"]
     assert job["state"] == "RUNNING" and job["job_id"] in [j["id"] for j in lab.squeue()]
     assert job["engines_per_node"] == {n.name: 1 for n in lab.nodes}
+    plain = kit("status", "s").stdout.splitlines()
+    assert plain[1:3] == [f"slurm job {job['job_id']}: RUNNING on {job['nodes']}",
+                          f"  engines per node: {', '.join(f'{n.name} 1' for n in lab.nodes)}"]  # fmt: skip
 
     bench = kit("bench", "primes", "--quick", "--profile", "s", timeout=300)
     assert bench.returncode == 0, bench.stderr
@@ -89,6 +100,8 @@ def test_up_runs_engines_on_both_nodes_then_status_bench_doctor_and_down(kit, sl
 
     down = kit("down", "s")
     assert down.returncode == 0, down.stderr
+    assert re.fullmatch(rf"Cluster s stopped: controller, 2 slurm engine\(s\) \(job {job['job_id']} cancelled\);"
+                        r" \d+ process\(es\) in all\.", " ".join(down.stdout.split())), down.stdout  # fmt: skip
     assert lab.squeue() == []
     assert wait_for(lambda: no_job_processes(lab), 10, what="no job process left on the nodes")
 
@@ -168,26 +181,53 @@ def test_min_engines_accepts_what_a_job_could_start(kit, slurm_lab, tmp_path):
     assert lab.squeue() == []
 
 
-def test_a_lost_node_shows_in_status_and_down_still_cleans_up(kit, slurm_lab):
-    lab = slurm_lab
+@pytest.fixture
+def patient_lab():
+    """A lab of its own whose slurmctld marks a silent node down only after 30 s (real clusters: 300 s),
+    so that a lost node stays flagged not responding, with a cancelled job COMPLETING on it, for a while."""
+    lab = SlurmLab(slurmd_timeout=30).build()
+    try:
+        yield lab
+    finally:
+        lab.teardown()
+
+
+@pytest.fixture
+def patient_kit(patient_lab, tmp_path):
+    yield from _kit_for(patient_lab, tmp_path, cancel_jobs=False)  # a job on a lost node ends with the lab
+
+
+def test_a_lost_node_shows_in_status_and_down_leaves_its_job_to_slurm(patient_kit, patient_lab):
+    kit, lab = patient_kit, patient_lab
     make_profile(kit, lab, "lost", "--nodes", "2")
     assert kit("up", "lost", "--timeout", "90").returncode == 0
-    lost = lab.nodes[-1]
-    lab.kill_node(lost)
-    try:
+    job = lab.squeue()[0]["id"]
+    kept, lost = lab.nodes
+    lab.kill_node(lost)  # the lab is this test's own: it is torn down with the lost node
 
-        def engine_on_lost_node_down():
-            status = json.loads(kit("status", "lost", "--json").stdout)
-            return status if status["engine_sets"][0]["engines_per_node"].get(lost.name) == 0 else None
+    def engine_on_lost_node_down():
+        status = json.loads(kit("status", "lost", "--json").stdout)
+        return status if status["engine_sets"][0]["engines_per_node"].get(lost.name) == 0 else None
 
-        status = wait_for(engine_on_lost_node_down, 30, interval=0.5, what=f"status showing {lost.name}'s engine gone")
-        assert status["engine_sets"][0]["engines_per_node"][lab.nodes[0].name] == 1
-        assert [e["running"] for e in status["engines"] if e["host"] == lost.name] == [False]
-        down = kit("down", "lost", timeout=120)
-        assert down.returncode == 0, down.stderr
-        assert lab.squeue() == [] and no_job_processes(lab)
-    finally:
-        lab.revive_node(lost)
+    status = wait_for(engine_on_lost_node_down, 30, interval=0.5, what=f"status showing {lost.name}'s engine gone")
+    assert status["engine_sets"][0]["engines_per_node"][kept.name] == 1
+    assert [e["running"] for e in status["engines"] if e["host"] == lost.name] == [False]
+
+    # Slurm keeps the cancelled job COMPLETING on the lost node until it marks the node down (30 s
+    # of silence): down stops everything else, says so, and leaves nothing that blocks a new `up`.
+    down = kit("down", "lost", "--timeout", "2", timeout=120)
+    assert down.returncode == 0, down.stderr
+    said = " ".join(down.stdout.split())
+    assert re.fullmatch(rf"Cluster lost stopped: controller, 1 slurm engine\(s\) \(job {job} cancelled\); \d+ process\(es\) in all\.", said), said
+    assert " ".join(down.stderr.split()) == (
+        f"warning: job {job} was cancelled and is still COMPLETING on {lost.name}, which no longer answer(s) Slurm;"
+        " Slurm ends it when the node answers again or is marked down (after SlurmdTimeout, 30 s without an answer)")
+    assert [(j["id"], j["state"]) for j in lab.squeue()] == [(job, "COMPLETING")]
+    profile_dir = kit.ipython_dir / "profile_lost"
+    assert not (profile_dir / "ipcluster_kit_state.json").exists()
+    assert find_by_argument(str(profile_dir)) == []
+    wait_for(lambda: not lab.job_pids(kept), 30, what=f"the job's processes on {kept.name} to end")
+    assert json.loads(kit("status", "lost", "--json").stdout)["up"] is False
 
 
 def test_bad_input_is_refused_before_anything_is_submitted(kit, slurm_lab):

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from ipcluster_kit.cli.cluster_render import down_summary, engine_set_lines
 from ipcluster_kit.cli.render import console, err_console, print_json, warn
 
 IPYTHON_DIR = typer.Option(None, "--ipython-dir", help="IPython directory (default: $IPYTHONDIR, then ~/.ipython).")
@@ -82,10 +83,8 @@ def status(
     console.print(f"Cluster [bold]{name}[/]: {state}, scheme {info['scheme']}, {registered} of {info['expected_engines']} engines registered")
     if info.get("controller_error"):
         console.print(f"[yellow]controller did not answer:[/] {info['controller_error']}")
-    for engine_set in info["engine_sets"]:
-        facts = ", ".join(f"{k} {v}" for k, v in engine_set.items() if k not in ("kind", "engines"))
-        if facts:
-            console.print(f"{engine_set['kind']} engines: {facts}", highlight=False)
+    for line in engine_set_lines(info):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     table = Table("role", "host", "pid", "rank", "running", "log")
     if info["controller"]:
         c = info["controller"]
@@ -104,11 +103,14 @@ def _yes(flag: bool) -> str:
 def down(
     name: str = typer.Argument(..., help="Profile name."),
     force: bool = typer.Option(False, "--force", help="Also without a (readable) state file: stop every process whose command line names the profile directory."),
-    timeout: float = typer.Option(10.0, help="Seconds each process gets to stop after SIGTERM before SIGKILL."),
+    timeout: float = typer.Option(10.0, help="Seconds each process gets to stop after SIGTERM before SIGKILL, and a cancelled Slurm job to leave squeue (longer while Slurm may not yet know that a node stopped answering: bounded by its KillWait + SlurmdTimeout + 2 x MessageTimeout)."),
     ipython_dir: Optional[Path] = IPYTHON_DIR,
     json_output: bool = typer.Option(False, "--json", help="Print what was stopped as JSON."),
 ) -> None:
-    """Stop everything of the profile's cluster (by PID, process group, and profile directory) and list it."""
+    """Stop everything of the profile's cluster (by PID, process group, and profile directory) and list it.
+
+    A cancelled Slurm job still COMPLETING only on nodes that no longer answer is left to Slurm, which ends it when they answer again or are marked down: a warning names it, and the exit status is 0.
+    """
     from ipcluster_kit import api
 
     report = api.down(name, ipython_dir=ipython_dir, timeout=timeout, force=force)
@@ -118,10 +120,9 @@ def down(
     if not report["was_up"]:
         console.print(f"Cluster [bold]{name}[/] was not up; nothing to stop.")
         return
-    remote = f", {report['remote_engines_stopped']} remote engine(s)" if report.get("remote_engines_stopped") else ""
-    found = f", {len(report['found_by_profile_dir'])} found by profile directory" if report["found_by_profile_dir"] else ""
-    console.print(f"Cluster [bold]{name}[/] stopped: controller{'' if report['controller_stopped'] else ' (already gone)'}, "
-                  f"{report['engines_stopped']} local engine(s){remote}{found}; {len(report['stopped'])} process(es) in all.")  # fmt: skip
+    console.print(down_summary(name, report), soft_wrap=True)
+    for entry in report["pending"]:
+        warn(entry["note"])
 
 
 def register(app: typer.Typer) -> None:

@@ -59,9 +59,11 @@ def stop_state(spec: Any, profile_dir: Path, state: ClusterState | None, timeout
                                      timeout=timeout)  # fmt: skip
     stopped = [r.to_dict() for r in stopped_controller.stopped + swept.stopped]
     left = [r.to_dict() for r in stopped_controller.left + swept.left]
+    pending = []
     for result in results:
         stopped += [dict(entry, kind=result.kind) for entry in result.stopped]
         left += [dict(entry, kind=result.kind) for entry in result.left]
+        pending += [dict(entry, kind=result.kind) for entry in result.pending]
     return {
         "controller_stopped": bool(controller) and any(r.pid == controller[0].pid for r in stopped_controller.stopped),
         "engines_stopped": sum(r.engines_stopped for r in results if r.kind != "ssh"),
@@ -70,6 +72,7 @@ def stop_state(spec: Any, profile_dir: Path, state: ClusterState | None, timeout
         "found_by_profile_dir": [r.to_dict() for r in swept.stopped + swept.left],
         "stopped": stopped,
         "left_running": left,
+        "pending": pending,
         "errors": [r.error for r in results if r.error],
     }
 
@@ -86,6 +89,9 @@ def down(
     Without a state file, nothing is stopped unless ``force``: then every process whose command line
     names the profile directory is (the way out when the state file is lost or unreadable). KitError
     when something could not be stopped (the state file is then kept, so that `down` can run again).
+    What only a batch system can still end, and will (a cancelled job COMPLETING on a node that no
+    longer answers), is no failure: it is listed under ``pending``, each with a ``note``, and the
+    state file goes (nothing of the cluster runs here any more; a new `up` may start).
     """
     check_seconds("--timeout", timeout)
     try:
@@ -114,7 +120,7 @@ def _down_locked(name: str, spec: Any, profile_dir: Path, timeout: float, force:
                            f" (PIDs {', '.join(str(r.pid) for r in live)}); stop them with `ipcluster-kit down {name} --force`")  # fmt: skip
         return {"profile": name, "was_up": False, "controller_stopped": False, "engines_stopped": 0,
                 "remote_engines_stopped": 0, "engine_sets": [], "found_by_profile_dir": [], "stopped": [],
-                "left_running": [], "errors": []}  # fmt: skip
+                "left_running": [], "pending": [], "errors": []}  # fmt: skip
     report = stop_state(spec, profile_dir, state, timeout)
     if report["left_running"]:
         pids = [entry.get("pid") for entry in report["left_running"]]

@@ -108,15 +108,63 @@ def cancel(job_id: str, timeout: float = DEFAULT_TIMEOUT) -> None:
 
 
 def wait_until_gone(job_id: str, timeout: float, interval: float = 0.1) -> JobInfo | None:
-    """Poll squeue until the job has ended (or is forgotten); None then, else what squeue still says."""
+    """Poll squeue until the job has ended (or is forgotten): None then. Else what squeue still says,
+    once ``timeout`` passed, or as soon as the job is left to Slurm (see :func:`left_to_slurm`)."""
     deadline = time.monotonic() + timeout
     while True:
         info = job_info(job_id, max(min(DEFAULT_TIMEOUT, deadline - time.monotonic()), 1.0))
         if info is None or info.finished:
             return None
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= deadline or left_to_slurm(info):
             return info
         time.sleep(interval)
+
+
+def left_to_slurm(info: JobInfo, timeout: float = DEFAULT_TIMEOUT) -> list[str]:
+    """The nodes of a COMPLETING job when Slurm flags every one of them as not responding, else [].
+    Nothing but Slurm can end such a job: it does when the nodes answer again or are marked down."""
+    if info.state != "COMPLETING" or not info.nodes:
+        return []
+    states = node_states(info.nodes, timeout)
+    lost = not_responding(states)
+    return lost if lost and len(lost) == len(states) else []
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The cluster's timeouts that bound how long a cancelled job may stay COMPLETING (``scontrol
+    show config``; Slurm's defaults where it says nothing)."""
+
+    slurmd_timeout: float = 300.0  # a node silent this long is marked DOWN (its jobs then end)
+    message_timeout: float = 10.0  # how long slurmctld waits for a node's answer
+    kill_wait: float = 30.0  # between a job's SIGTERM and SIGKILL
+
+    @property
+    def completing_bound(self) -> float:
+        """Seconds after scancel within which a job has ended on every node that still answers, or
+        slurmctld has marked the nodes that do not as not responding: it pings a node silent for a
+        third of SlurmdTimeout, waits MessageTimeout for the answer, and marks it down after SlurmdTimeout."""
+        return self.kill_wait + self.slurmd_timeout + 2 * self.message_timeout
+
+
+TIMING_KEYS = {"SlurmdTimeout": "slurmd_timeout", "MessageTimeout": "message_timeout", "KillWait": "kill_wait"}
+
+
+def timing(timeout: float = DEFAULT_TIMEOUT) -> Timing:
+    """The cluster's :class:`Timing`, from ``scontrol show config`` (lines like ``SlurmdTimeout = 300 sec``)."""
+    proc = run(["scontrol", "show", "config"], timeout)
+    values: dict[str, float] = {}
+    for line in proc.stdout.splitlines():
+        key, _, value = (part.strip() for part in line.partition("="))
+        number = value.split()[0] if value else ""
+        if key in TIMING_KEYS and number.isdigit():
+            values[TIMING_KEYS[key]] = float(number)
+    return Timing(**values)
+
+
+def not_responding(states: dict[str, str]) -> list[str]:
+    """The nodes Slurm flags as not responding (``*`` after the state: ``alloc*``, ``down*``, ...)."""
+    return sorted(node for node, state in states.items() if state.endswith("*"))
 
 
 def partition_nodes(timeout: float = DEFAULT_TIMEOUT) -> list[PartitionNodes]:

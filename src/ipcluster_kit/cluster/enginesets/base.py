@@ -173,10 +173,13 @@ class SetStop:
     left: list[dict[str, Any]] = field(default_factory=list)
     engines_stopped: int = 0
     error: str | None = None  # the set could not be reached or stopped (the record is then kept)
+    # what the batch system still has, will end by itself, and nothing here can hasten (e.g. a
+    # cancelled job COMPLETING on a node that no longer answers): each with a "note" saying so
+    pending: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "engines_stopped": self.engines_stopped,
-                                "stopped": self.stopped, "left_running": self.left}  # fmt: skip
+                                "stopped": self.stopped, "left_running": self.left, "pending": self.pending}  # fmt: skip
         if self.error:
             data["error"] = self.error
         return data
@@ -251,7 +254,8 @@ class EngineSet(ABC):
     def stop(self, record: EngineSetRecord, timeout: float) -> SetStop:
         """Stop everything the record names (TERM, then KILL after ``timeout``; cancel a job and
         confirm it is gone). Idempotent; bounded; never raises for an unreachable host: that is the
-        result's ``error`` (and the caller keeps the state file so that `down` can be run again)."""
+        result's ``error`` (and the caller keeps the state file so that `down` can be run again).
+        What only the batch system can still end, and will, is the result's ``pending``."""
 
     def doctor(self, **options: Any) -> list[Check]:
         """Checks of what stands between these engines and the controller. Default: none."""

@@ -123,6 +123,14 @@ def _registered_ids(client_file: Path, timeout: float) -> tuple[set[int] | None,
         client.close()
 
 
+def _timing(timeout: float) -> slurmctl.Timing:
+    """The cluster's timeouts (``scontrol show config``), or Slurm's defaults where scontrol cannot say."""
+    try:
+        return slurmctl.timing(max(min(timeout, slurmctl.DEFAULT_TIMEOUT), 1.0))
+    except KitError:
+        return slurmctl.Timing()
+
+
 @register
 class SlurmEngines(EngineSet):
     """The engines as one Slurm job (see the module docstring)."""
@@ -239,16 +247,35 @@ class SlurmEngines(EngineSet):
         return SetStatus(self.kind, engines, facts)
 
     def stop(self, record: EngineSetRecord, timeout: float) -> SetStop:
-        """scancel the job and confirm with squeue that it ended (bounded by ``timeout``)."""
+        """scancel the job and confirm with squeue that it ended.
+
+        A job left COMPLETING only on nodes Slurm flags as not responding is ``pending``: Slurm ends
+        it when they answer again or are marked down, and nothing here can hasten that. Otherwise the
+        job gets ``timeout`` seconds to leave squeue, or longer while Slurm may not yet know that a
+        node stopped answering (:attr:`slurmctl.Timing.completing_bound`); then it is an error.
+        """
         assert isinstance(record, SlurmRecord)
+        started, timing = time.monotonic(), _timing(timeout)
         try:
             slurmctl.cancel(record.job_id, timeout=max(min(timeout, slurmctl.DEFAULT_TIMEOUT), 1.0))
             left = slurmctl.wait_until_gone(record.job_id, timeout)
+            lost = slurmctl.left_to_slurm(left) if left is not None else []
+            if left is not None and left.state == "COMPLETING" and not lost:  # Slurm may not know yet
+                left = slurmctl.wait_until_gone(record.job_id, started + timing.completing_bound - time.monotonic())
+                lost = slurmctl.left_to_slurm(left) if left is not None else []
         except KitError as exc:
             return SetStop(self.kind, error=exc.message)
-        if left is not None:  # e.g. COMPLETING on a node Slurm has not yet declared down
-            return SetStop(self.kind, error=f"{left.describe()} {timeout:g} s after scancel")
-        return SetStop(self.kind, stopped=[{"job": record.job_id}], engines_stopped=record.engines)
+        if left is None:
+            return SetStop(self.kind, stopped=[{"job": record.job_id}], engines_stopped=record.engines)
+        if not lost:
+            return SetStop(self.kind, error=f"{left.describe()} {time.monotonic() - started:.0f} s after scancel")
+        on_lost = sum(1 for task in engine_tasks(record) if task.node in lost)
+        note = (f"job {record.job_id} was cancelled and is still {left.state} on {', '.join(lost)}, which no longer"
+                f" answer(s) Slurm; Slurm ends it when the node answers again or is marked down (after"
+                f" SlurmdTimeout, {timing.slurmd_timeout:g} s without an answer)")  # fmt: skip
+        return SetStop(self.kind, stopped=[{"job": record.job_id, "state": left.state}],
+                       engines_stopped=record.engines - on_lost,
+                       pending=[{"job": record.job_id, "state": left.state, "nodes": lost, "note": note}])  # fmt: skip
 
     def doctor(self, **options: Any) -> list[Check]:
         from ipcluster_kit.cluster.enginesets.slurm_doctor import diagnose
