@@ -17,7 +17,8 @@ from ipcluster_kit.bench.workloads import noop, nth_prime, sum_range
 from ipcluster_kit.errors import BadInput, KitError
 from ipcluster_kit.mqueue import authkey, net
 from ipcluster_kit.mqueue.backend import QueuePool, run_map
-from ipcluster_kit.mqueue.broker import DONE, JOBS, STOP, WAIT, Broker
+from ipcluster_kit.mqueue.broker import Broker
+from ipcluster_kit.mqueue.protocol import DONE, JOBS, STOP, WAIT
 from ipcluster_kit.mqueue.client import connect
 from ipcluster_kit.mqueue.server import QueueServer
 

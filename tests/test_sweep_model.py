@@ -170,3 +170,15 @@ def test_direct_view_blocks_follow_ipyparallel_partition():
     m = Map()
     expected = [sum(m.getPartition(durations, p, 3)) / sum(durations) for p in range(3)]
     assert shares == pytest.approx(expected)
+
+
+def test_engine_speed_is_the_shortest_round_mean_not_the_luckiest_task():
+    from ipcluster_kit.bench.probe import side_by_side_speed
+
+    # the calibration samples of a quiet sweep of sum (ms): one engine's lucky 38.5 ms task would
+    # put the engines at 0.92x serial speed; the map then measured 1.02x
+    rounds = [[60.3, 69.1], [68.1, 41.9], [45.5, 44.8], [45.0, 38.5]]
+    speed = side_by_side_speed(rounds, handling=[0.4, 0.5], here=[46.8, 43.0, 41.8, 41.8])
+    assert speed == pytest.approx((41.75 - 0.4) / 41.8)
+    assert side_by_side_speed([], [0.4], [41.8]) == 1.0
+    assert side_by_side_speed([[0.1]], [0.4], [41.8]) == 1.0  # handling longer than the task: unmeasurable

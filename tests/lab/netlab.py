@@ -101,32 +101,61 @@ def kill_netns_processes(ns: str, timeout: float = 5.0) -> None:
         time.sleep(0.05)
 
 
-def delete_netns(ns: str) -> None:
-    kill_netns_processes(ns)
-    _run("ip", "netns", "del", ns, check=False)
+def remove_network(namespaces: list[str], veths: list[str], bridge: str | None) -> None:
+    """Stop every process in each namespace, then delete the veths, the namespaces and the bridge.
+
+    A veth goes before its namespace: deleting the namespace first leaves the root-side end to be
+    removed by the kernel in its own time, and a new lab may meet it.
+    """
+    for ns in namespaces:
+        kill_netns_processes(ns)
+    for veth in veths:
+        _run("ip", "link", "del", veth, check=False)
+    for ns in namespaces:
+        _run("ip", "netns", "del", ns, check=False)
+    if bridge:
+        _run("ip", "link", "del", bridge, check=False)
+
+
+def remove_stale_network(ns_pattern: re.Pattern, link_pattern: re.Pattern) -> list[str]:
+    """Remove the namespaces and links (veths, bridges) whose name's pid (group 1) is no process."""
+    def stale(pattern: re.Pattern, name: str) -> bool:
+        m = pattern.match(name)
+        return bool(m) and not _pid_alive(int(m.group(1)))
+
+    namespaces = [line.split()[0] for line in _run("ip", "netns", "list", check=False).stdout.splitlines() if line.split()]
+    namespaces = [ns for ns in namespaces if stale(ns_pattern, ns)]
+    links = [line.split(":")[1].strip().split("@")[0] for line in _run("ip", "-o", "link", "show", check=False).stdout.splitlines()
+             if len(line.split(":")) > 1]  # fmt: skip
+    links = [name for name in links if stale(link_pattern, name)]
+    bridges = [name for name in links if name.endswith("b")]
+    remove_network(namespaces, [name for name in links if name not in bridges], None)
+    for bridge in bridges:
+        _run("ip", "link", "del", bridge, check=False)
+    return namespaces + links
 
 
 def cleanup_stale() -> list[str]:
     """Remove namespaces and links of earlier labs whose creating process is gone."""
-    removed = []
-    out = _run("ip", "netns", "list", check=False).stdout
-    for line in out.splitlines():
-        name = line.split()[0] if line.split() else ""
-        m = NS_PATTERN.match(name)
-        if m and not _pid_alive(int(m.group(1))):
-            delete_netns(name)
-            removed.append(name)
-    links = _run("ip", "-o", "link", "show", check=False).stdout
-    for line in links.splitlines():
-        parts = line.split(":")
-        if len(parts) < 2:
-            continue
-        name = parts[1].strip().split("@")[0]
-        m = LINK_PATTERN.match(name)
-        if m and not _pid_alive(int(m.group(1))):
-            _run("ip", "link", "del", name, check=False)
-            removed.append(name)
-    return removed
+    return remove_stale_network(NS_PATTERN, LINK_PATTERN)
+
+
+def add_bridge(name: str, gateway: str) -> None:
+    """The lab's bridge in the root namespace, ``gateway`` its /24 address."""
+    _run("ip", "link", "add", name, "type", "bridge")
+    _run("ip", "addr", "add", f"{gateway}/24", "dev", name)
+    _run("ip", "link", "set", name, "up")
+
+
+def add_namespace(ns: str, veth: str, bridge: str, address: str) -> None:
+    """A network namespace whose ``eth0`` (``address``/24) is the peer of ``veth`` on ``bridge``."""
+    _run("ip", "netns", "add", ns)
+    _run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+    _run("ip", "link", "set", veth, "master", bridge)
+    _run("ip", "link", "set", veth, "up")
+    _run("ip", "-n", ns, "link", "set", "lo", "up")
+    _run("ip", "-n", ns, "addr", "add", f"{address}/24", "dev", "eth0")
+    _run("ip", "-n", ns, "link", "set", "eth0", "up")
 
 
 def _python_binds(python: str) -> list[str]:
@@ -320,9 +349,7 @@ class Lab:
         self.root = Path(tempfile.mkdtemp(prefix="ipck-lab-"))
         os.chmod(self.root, 0o700)
         self.bridge = f"ick{pid}b"
-        _run("ip", "link", "add", self.bridge, "type", "bridge")
-        _run("ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge)
-        _run("ip", "link", "set", self.bridge, "up")
+        add_bridge(self.bridge, self.gateway)
 
         self.client_dir.mkdir(mode=0o700)
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ipck-lab-client", "-f", str(self.client_key))
@@ -348,14 +375,8 @@ class Lab:
             self.wait_sshd(host)
 
     def _make_host(self, host: LabHost, client_pub: str, binds: list[str]) -> None:
-        _run("ip", "netns", "add", host.ns)
         self._netns_made.append(host.ns)
-        _run("ip", "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.ns)
-        _run("ip", "link", "set", host.veth, "master", self.bridge)
-        _run("ip", "link", "set", host.veth, "up")
-        _run("ip", "-n", host.ns, "link", "set", "lo", "up")
-        _run("ip", "-n", host.ns, "addr", "add", f"{host.address}/24", "dev", "eth0")
-        _run("ip", "-n", host.ns, "link", "set", "eth0", "up")
+        add_namespace(host.ns, host.veth, self.bridge, host.address)
 
         host.root.mkdir(mode=0o700)
         key = host.root / "ssh_host_ed25519_key"
@@ -579,13 +600,9 @@ class Lab:
                 self.stop_sshd(host, timeout=2)
             except Exception:
                 pass
-        for ns in list(self._netns_made):
-            delete_netns(ns)
-            self._netns_made.remove(ns)
-        for host in self.hosts:
-            _run("ip", "link", "del", host.veth, check=False)
-        if self.bridge:
-            _run("ip", "link", "del", self.bridge, check=False)
+        remove_network(self._netns_made, [host.veth for host in self.hosts], self.bridge)
+        self._netns_made.clear()
+        self.bridge = ""
         if self.root and self.root.exists():
             shutil.rmtree(self.root, ignore_errors=True)
         if self._lock_fd is not None:

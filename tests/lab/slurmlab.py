@@ -40,7 +40,10 @@ from pathlib import Path
 
 import pytest
 
-from .netlab import _pid_alive, _run, kill_netns_processes, netns_pids, release_subnet, reserve_subnet
+from .netlab import (
+    _pid_alive, _run, add_bridge, add_namespace, kill_netns_processes, netns_pids, release_subnet, remove_network,
+    remove_stale_network, reserve_subnet,
+)  # fmt: skip
 
 SLURMCTLD, SLURMD, MUNGED, MUNGEKEY = "/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged", "/usr/sbin/mungekey"
 PARTITION = "lab"
@@ -110,21 +113,7 @@ def cleanup_stale() -> list[str]:
                 removed.append(f"pid {proc.pid}")
             except psutil.Error:
                 pass
-    for line in _run("ip", "netns", "list", check=False).stdout.splitlines():
-        name = line.split()[0] if line.split() else ""
-        m = NS_PATTERN.match(name)
-        if m and not _pid_alive(int(m.group(1))):
-            kill_netns_processes(name)
-            _run("ip", "link", "del", "ics" + name[len("ipck-"):].replace("-n", "v"), check=False)  # veth first
-            _run("ip", "netns", "del", name, check=False)
-            removed.append(name)
-    for line in _run("ip", "-o", "link", "show", check=False).stdout.splitlines():
-        parts = line.split(":")
-        name = parts[1].strip().split("@")[0] if len(parts) > 1 else ""
-        m = LINK_PATTERN.match(name)
-        if m and not _pid_alive(int(m.group(1))):
-            _run("ip", "link", "del", name, check=False)
-            removed.append(name)
+    removed += remove_stale_network(NS_PATTERN, LINK_PATTERN)
     for root in stale_roots:
         shutil.rmtree(root, ignore_errors=True)
         removed.append(str(root))
@@ -225,9 +214,7 @@ class SlurmLab:
         self._start_munged()
 
         self.bridge = f"ics{self.tag}b"
-        _run("ip", "link", "add", self.bridge, "type", "bridge")
-        _run("ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge)
-        _run("ip", "link", "set", self.bridge, "up")
+        add_bridge(self.bridge, self.gateway)
         for i in range(1, self.n_nodes + 1):
             node = SlurmNode(index=i, name=f"ipck-{self.tag}-n{i}", address=f"{self.subnet}.{10 + i}", veth=f"ics{self.tag}v{i}")
             self.nodes.append(node)
@@ -266,14 +253,8 @@ class SlurmLab:
                                     env={**os.environ, **self.env})  # fmt: skip
 
     def _make_namespace(self, node: SlurmNode) -> None:
-        _run("ip", "netns", "add", node.ns)
         self._netns_made.append(node.ns)
-        _run("ip", "link", "add", node.veth, "type", "veth", "peer", "name", "eth0", "netns", node.ns)
-        _run("ip", "link", "set", node.veth, "master", self.bridge)
-        _run("ip", "link", "set", node.veth, "up")
-        _run("ip", "-n", node.ns, "link", "set", "lo", "up")
-        _run("ip", "-n", node.ns, "addr", "add", f"{node.address}/24", "dev", "eth0")
-        _run("ip", "-n", node.ns, "link", "set", "eth0", "up")
+        add_namespace(node.ns, node.veth, self.bridge, node.address)
 
     def slurm_conf(self) -> str:
         assert self.root
@@ -416,17 +397,12 @@ class SlurmLab:
             if node.slurmd is not None:
                 _stop(node.slurmd, 1)
                 node.slurmd = None
-        for node in self.nodes:
-            _run("ip", "link", "del", node.veth, check=False)  # the veth before its namespace
-        for ns in list(self._netns_made):
-            _run("ip", "netns", "del", ns, check=False)
-            self._netns_made.remove(ns)
+        remove_network(self._netns_made, [node.veth for node in self.nodes], self.bridge)
+        self._netns_made.clear()
+        self.bridge = ""
         _stop(self.slurmctld)
         _stop(self.munged)
         self.slurmctld = self.munged = None
-        if self.bridge:
-            _run("ip", "link", "del", self.bridge, check=False)
-            self.bridge = ""
         if self.root and self.root.exists():
             shutil.rmtree(self.root, ignore_errors=True)
         if self._lock_fd is not None and self.subnet:

@@ -36,37 +36,8 @@ from typing import Any, Callable
 
 from ipcluster_kit.errors import BadInput
 from ipcluster_kit.validate import check_seconds
+from ipcluster_kit.mqueue.protocol import DONE, JOBS, MAX_BATCH, MAX_SUBMIT, MAX_WAIT, STOP, WAIT, heartbeat_interval
 from ipcluster_kit.mqueue.tasks import DEFAULT_TASK, check_task
-
-# Replies of get_job / exchange.
-JOBS = "jobs"  # ("jobs", [(job_id, task_id, arg), ...])
-WAIT = "wait"  # ("wait",): nothing to do yet, ask again
-DONE = "done"  # ("done",): the producer closed the queue and every job has a result: exit
-STOP = "stop"  # ("stop", reason): the server is shutting down before the work is done
-
-MAX_WAIT = 30.0  # longest a get_job / wait_results call blocks in the server
-MAX_BATCH = 1000
-MAX_SUBMIT = 100_000
-
-BROKER_TYPEID = "broker"  # the name the manager registers the broker under
-
-# Methods the server exposes to clients (the proxy).
-EXPOSED = (
-    "hello",
-    "heartbeat",
-    "goodbye",
-    "get_job",
-    "exchange",
-    "put_results",
-    "release",
-    "task",
-    "submit",
-    "close",
-    "wait_results",
-    "mark_collected",
-    "stats",
-)
-
 
 @dataclass
 class _Worker:
@@ -432,6 +403,3 @@ class Broker:
         with self._lock:
             return [self._results[j] for j in range(first, first + count)]
 
-
-def heartbeat_interval(lease_timeout: float) -> float:
-    return max(0.05, min(lease_timeout / 3.0, 10.0))

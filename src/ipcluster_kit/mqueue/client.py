@@ -15,7 +15,7 @@ from typing import Any, Iterator
 from ipcluster_kit.errors import BadInput, KitError
 from ipcluster_kit.mqueue import net
 from ipcluster_kit.mqueue.authkey import ENV_AUTHKEY
-from ipcluster_kit.mqueue.broker import BROKER_TYPEID, EXPOSED
+from ipcluster_kit.mqueue.protocol import BROKER_TYPEID, EXPOSED
 
 
 class ServerGone(KitError):

@@ -27,7 +27,8 @@ from multiprocessing import AuthenticationError, connection, managers
 from typing import Any, Callable
 
 from ipcluster_kit.mqueue import net
-from ipcluster_kit.mqueue.broker import BROKER_TYPEID, EXPOSED, Broker
+from ipcluster_kit.mqueue.broker import Broker
+from ipcluster_kit.mqueue.protocol import BROKER_TYPEID, EXPOSED
 from ipcluster_kit.mqueue.client import SERIALIZER
 from ipcluster_kit.mqueue.tasks import DEFAULT_TASK
 from ipcluster_kit.validate import check_seconds

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from ipcluster_kit.errors import KitError
 from ipcluster_kit.mqueue import net
-from ipcluster_kit.mqueue.broker import DONE, JOBS, MAX_BATCH, MAX_WAIT, STOP, WAIT
+from ipcluster_kit.mqueue.protocol import DONE, JOBS, MAX_BATCH, MAX_WAIT, STOP, WAIT
 from ipcluster_kit.mqueue.client import BrokerProxy, ServerGone, connect, server_errors
 from ipcluster_kit.mqueue.tasks import TaskImportError, resolve
 from ipcluster_kit.validate import check_count, check_seconds

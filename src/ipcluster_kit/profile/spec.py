@@ -241,96 +241,108 @@ def build_spec(
 ) -> ProfileSpec:
     """Overlay the user's options on a preset and validate the result as a whole.
 
-    Raises BadInput naming the first bad value; nothing is written by this function.
+    Raises BadInput naming the first bad value (the steps below check in this order); nothing is
+    written by this function.
     """
     validate_profile_name(name)
-    preset_name = preset or ("ssh" if hosts else "local")
-    base = load_preset(preset_name)
-
-    def pick(option: Any, key: str, default: Any) -> Any:
-        return option if option is not None else base.get(key, default)
-
-    ip_value = validate_bind_ip(str(pick(ip, "ip", "127.0.0.1")))
-    hwm_value = pick(hwm, "hwm", None)
+    pick = _Overlay(preset or ("ssh" if hosts else "local"))
+    ip_value = validate_bind_ip(str(pick(ip, "ip")))
+    hwm_value = pick(hwm, "hwm")
     if hwm_value is not None:
         hwm_value = check_count("--hwm", hwm_value, 0, maximum=MAX_HWM)
-    launcher_value = pick(launcher, "launcher", "local")
-    port_range = parse_ports(ports) if ports is not None else (tuple(base["ports"]) if base.get("ports") else None)
-
+    port_range = parse_ports(ports) if ports is not None else pick.ports()
     host_specs = tuple(HostSpec.parse(h) for h in (hosts or []))
-    if host_specs:
-        total = sum(h.engines for h in host_specs)
+    engine_count = _engine_count(host_specs, engines, nodes, tasks_per_node, pick.values)
+    location_value = _location(ip_value, location or pick.values.get("location"))
+    launcher_value = pick(launcher, "launcher")
+    batch = _batch_settings(pick, launcher_value, queue=queue, walltime=walltime, account=account)
+    ssh_config_path = _ssh_config_path(ssh_config, host_specs)
+    heartbeat = check_count("heartbeat period (ms)", pick(heartbeat_ms, "heartbeat_ms"), MIN_HEARTBEAT_MS, maximum=MAX_HEARTBEAT_MS)
+    return check_spec(
+        ProfileSpec(
+            name=name, preset=pick.preset, description=pick.values.get("description", ""),
+            ip=ip_value, location=location_value, ports=port_range, encrypt=bool(pick(encrypt, "encrypt")),
+            scheme=pick(scheme, "scheme"), hwm=hwm_value, heartbeat_ms=heartbeat,
+            launcher=launcher_value, engines=engine_count, hosts=host_specs, ssh_config=ssh_config_path,
+            remote_python=pick(remote_python, "remote_python"),
+            remote_profile_dir=remote_profile_dir or pick.values.get("remote_profile_dir"),
+            nodes=pick(nodes, "nodes"), tasks_per_node=pick(tasks_per_node, "tasks_per_node"), mpi=bool(pick(mpi, "mpi")),
+            batch_options=tuple(pick(batch_options, "batch_options")), **batch,
+        )
+    )  # fmt: skip
+
+
+class _Overlay:
+    """A preset's settings under the user's options: an option given wins, else the preset's value,
+    else the default of the ``ProfileSpec`` field ``key``."""
+
+    def __init__(self, preset: str):
+        self.preset = preset
+        self.values = load_preset(preset)
+
+    def __call__(self, option: Any, key: str) -> Any:
+        if option is not None:
+            return option
+        return self.values.get(key, ProfileSpec.__dataclass_fields__[key].default)
+
+    def ports(self) -> tuple[int, int] | None:
+        return tuple(self.values["ports"]) if self.values.get("ports") else None
+
+
+def _engine_count(
+    hosts: tuple[HostSpec, ...], engines: int | None, nodes: int | None, tasks_per_node: int | None, preset: dict
+) -> int:
+    """The engine count: the hosts' sum (``--engines`` must agree), a Slurm job's shape, ``--engines`` or the preset's."""
+    if hosts:
+        total = sum(h.engines for h in hosts)
         if engines is not None and engines != total:
             raise BadInput(
                 f"--engines {engines} disagrees with the hosts, which ask for {total} engines in all;"
                 " give the count per host as host=N"
             )
-        engine_count = total
+        count = total
     elif engines is None and nodes is not None:  # a Slurm job's shape: tasks per node (default 1) on each node
-        engine_count = check_count("--nodes", nodes, 1) * check_count("--tasks-per-node", tasks_per_node or 1, 1)
+        count = check_count("--nodes", nodes, 1) * check_count("--tasks-per-node", tasks_per_node or 1, 1)
     else:
-        engine_count = engines if engines is not None else base.get("engines", os.cpu_count() or 1)
-    engine_count = check_count("--engines", engine_count, 1, maximum=MAX_ENGINES)
+        count = engines if engines is not None else preset.get("engines", os.cpu_count() or 1)
+    return check_count("--engines", count, 1, maximum=MAX_ENGINES)
 
-    location_value = location or base.get("location")
-    if location_value is not None:
-        location_value = validate_location(location_value)
-    if netinfo.is_listen_all(ip_value):
-        if location_value is None:
-            location_value = netinfo.routable_address()
-            if location_value is None:
+
+def _location(ip: str, location: str | None) -> str:
+    """The address engines connect to: ``--location`` (or the preset's), else the listening address,
+    else (listening on every interface) the default route's address."""
+    if location is not None:
+        location = validate_location(location)
+    if netinfo.is_listen_all(ip):
+        if location is None:
+            location = netinfo.routable_address()
+            if location is None:
                 raise BadInput(
                     "--ip 0.0.0.0 needs an address engines can reach, and no default-route interface was"
                     " found: pass --location ADDRESS"
                 )
-    elif location_value is None:
-        location_value = ip_value
+    elif location is None:
+        location = ip
+    return location
 
-    is_batch = launcher_value in BATCH_LAUNCHERS
-    if not is_batch and (queue or walltime or account):
-        given = ", ".join(f"--{n} {v!r}" for n, v in (("queue", queue), ("walltime", walltime), ("account", account)) if v)
-        raise BadInput(f"{given}: only for batch launchers ({', '.join(BATCH_LAUNCHERS)}), not {launcher_value!r}")
-    queue_value, walltime_value, account_value = (
-        (pick(queue, "queue", None), pick(walltime, "walltime", None), pick(account, "account", None))
-        if is_batch
-        else (None, None, None)
-    )
 
-    if ssh_config is not None:
-        check_text("--ssh-config", ssh_config)
-        if not host_specs:
-            raise BadInput("--ssh-config is for profiles with --host engine hosts")
-        if not os.path.isfile(ssh_config):
-            raise BadInput(f"--ssh-config {ssh_config!r} is not a readable file")
-        ssh_config = os.path.abspath(ssh_config)
+def _batch_settings(pick: _Overlay, launcher: str, **given: str | None) -> dict[str, str | None]:
+    """``queue``, ``walltime`` and ``account``: refused for a launcher that is not a batch system."""
+    if launcher not in BATCH_LAUNCHERS:
+        if any(given.values()):
+            named = ", ".join(f"--{n} {v!r}" for n, v in given.items() if v)
+            raise BadInput(f"{named}: only for batch launchers ({', '.join(BATCH_LAUNCHERS)}), not {launcher!r}")
+        return dict.fromkeys(given)
+    return {key: pick(value, key) for key, value in given.items()}
 
-    return check_spec(
-        ProfileSpec(
-            name=name,
-            preset=preset_name,
-            ip=ip_value,
-            location=location_value,
-            ports=port_range,
-            scheme=pick(scheme, "scheme", DEFAULT_SCHEME),
-            hwm=hwm_value,
-            heartbeat_ms=check_count(
-                "heartbeat period (ms)", pick(heartbeat_ms, "heartbeat_ms", DEFAULT_HEARTBEAT_MS),
-                MIN_HEARTBEAT_MS, maximum=MAX_HEARTBEAT_MS,
-            ),  # fmt: skip
-            encrypt=bool(pick(encrypt, "encrypt", False)),
-            launcher=launcher_value,
-            engines=engine_count,
-            hosts=host_specs,
-            remote_python=pick(remote_python, "remote_python", "python3"),
-            remote_profile_dir=remote_profile_dir or base.get("remote_profile_dir"),
-            ssh_config=ssh_config,
-            queue=queue_value,
-            walltime=walltime_value,
-            account=account_value,
-            nodes=pick(nodes, "nodes", None),
-            tasks_per_node=pick(tasks_per_node, "tasks_per_node", None),
-            batch_options=tuple(pick(batch_options, "batch_options", ())),
-            mpi=bool(pick(mpi, "mpi", False)),
-            description=base.get("description", ""),
-        )
-    )
+
+def _ssh_config_path(ssh_config: str | None, hosts: tuple[HostSpec, ...]) -> str | None:
+    """``--ssh-config`` as an absolute path: only with engine hosts, and only a readable file."""
+    if ssh_config is None:
+        return None
+    check_text("--ssh-config", ssh_config)
+    if not hosts:
+        raise BadInput("--ssh-config is for profiles with --host engine hosts")
+    if not os.path.isfile(ssh_config):
+        raise BadInput(f"--ssh-config {ssh_config!r} is not a readable file")
+    return os.path.abspath(ssh_config)
