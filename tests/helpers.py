@@ -101,21 +101,7 @@ class Controller:
         return wait_for(complete, timeout, what=f"a complete {path}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        # the schedulers run in the controller's process group: make sure none outlives it
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        stop_process_group(self.proc)
         self.log.close()
 
     def __enter__(self):
@@ -165,3 +151,39 @@ def process_group(pgid: int) -> set[int]:
             if int(fields[2]) == pgid and fields[0] != "Z":
                 members.add(int(entry.name))
     return members
+
+
+def stop_process_group(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """TERM the process group ``proc`` leads (a controller and its schedulers), KILL what is left
+    after ``timeout``, and reap ``proc``."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group: none may outlive it
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def ipyparallel_batch_script(profile_dir: Path, batch_file: Path, engines: int | None = None) -> str:
+    """The job script ipyparallel's own engine launcher writes for ``profile_dir`` (cluster id
+    ``cid``; ``engines`` or the profile's count): what ``init --dry-run`` must show."""
+    code = (
+        "import ipyparallel as ipp\n"
+        f"c = ipp.Cluster(profile_dir={str(profile_dir)!r}, cluster_id='cid')\n"
+        f"l = c.engine_launcher_class(parent=c, config=c.config, profile_dir={str(profile_dir)!r}, cluster_id='cid')\n"
+        f"l.batch_file = {str(batch_file)!r}\n"
+        f"l.write_batch_script({engines if engines is not None else 'c.n'})\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, capture_output=True)
+    return batch_file.read_text()

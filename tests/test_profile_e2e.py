@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Controller, listening_ports, process_group, run_kit, wait_for
+from helpers import Controller, ipyparallel_batch_script, listening_ports, process_group, run_kit, wait_for
 from ipcluster_kit.profile.spec import CONTROLLER_PORT_COUNT, SCHEMES
 
 pytestmark = pytest.mark.e2e
@@ -160,15 +160,7 @@ def test_batch_preview_matches_what_ipyparallel_submits(ipython_dir, tmp_path, l
     run_kit("init", "b", "--ipython-dir", str(ipython_dir), *args, check=True)
     profile_dir = ipython_dir / "profile_b"
     batch_file = tmp_path / "engines.sh"
-    code = (
-        "import ipyparallel as ipp\n"
-        f"c = ipp.Cluster(profile_dir={str(profile_dir)!r}, cluster_id='cid')\n"
-        f"l = c.engine_launcher_class(parent=c, config=c.config, profile_dir={str(profile_dir)!r}, cluster_id='cid')\n"
-        f"l.batch_file = {str(batch_file)!r}\n"
-        "l.write_batch_script(4)\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, capture_output=True)
-    submitted = batch_file.read_text()
+    submitted = ipyparallel_batch_script(profile_dir, batch_file, engines=4)
     ours = preview["batch_script"].replace("<cluster-id>", "cid")
     directives = [line for line in ours.splitlines() if line.startswith(directive)]
     assert directives == [line for line in submitted.splitlines() if line.startswith(directive)]

@@ -7,12 +7,10 @@ SlurmEngineSetLauncher fills in, and shown exactly by ``init --dry-run``.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from helpers import run_kit, tree_snapshot
+from helpers import ipyparallel_batch_script, run_kit, tree_snapshot
 from ipcluster_kit.errors import BadInput
 from ipcluster_kit.profile.render import batch_script_preview, render_profile
 from ipcluster_kit.profile.spec import ProfileSpec, build_spec
@@ -108,13 +106,5 @@ def test_dry_run_shows_the_script_ipyparallel_submits(ipython_dir, tmp_path):
     run_kit("init", "s", "--ipython-dir", str(ipython_dir), *args, check=True)
     profile_dir = ipython_dir / "profile_s"
     batch_file = tmp_path / "engines.sh"
-    code = (
-        "import ipyparallel as ipp\n"
-        f"c = ipp.Cluster(profile_dir={str(profile_dir)!r}, cluster_id='cid')\n"
-        f"l = c.engine_launcher_class(parent=c, config=c.config, profile_dir={str(profile_dir)!r}, cluster_id='cid')\n"
-        f"l.batch_file = {str(batch_file)!r}\n"
-        "l.write_batch_script(c.n)\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, capture_output=True)
-    assert batch_file.read_text() == preview["batch_script"].replace("<cluster-id>", "cid")
+    assert ipyparallel_batch_script(profile_dir, batch_file) == preview["batch_script"].replace("<cluster-id>", "cid")
     assert "#SBATCH --nodes=2" in preview["batch_script"] and "srun --mpi=pmi2 " in preview["batch_script"]

@@ -37,6 +37,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpers import stop_process_group
+
 SSHD = "/usr/sbin/sshd"
 BASE = "10.213"
 LOCK_DIR = Path("/run/ipck-lab")
@@ -272,42 +274,50 @@ class Controller:
 
     def stop(self, timeout: float = 10) -> None:
         """TERM the controller's process group (it and its schedulers), KILL after ``timeout``."""
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers of the group
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
+        stop_process_group(self.proc, timeout)
 
 
-@dataclass
-class Lab:
-    n_hosts: int = 2
-    python: str = sys.executable  # the interpreter engines run on the hosts
-    hosts: list[LabHost] = field(default_factory=list)
-    root: Path | None = None
+@dataclass(kw_only=True)  # keyword-only: a lab's own fields stay first in its constructor
+class LabNetwork:
+    """A lab's network: a private /24 (reserved), a bridge in the root namespace, namespaces on it."""
+
     subnet: str | None = None  # "10.213.X"
     bridge: str = ""
     _lock_fd: int | None = None
     _netns_made: list[str] = field(default_factory=list)
 
-    # ---------------------------------------------------------------- paths for the client side
-
     @property
     def gateway(self) -> str:
-        """The root namespace's address on the lab network: where a controller must listen."""
+        """This host's address on the lab network: where a controller must listen."""
         return f"{self.subnet}.1"
+
+    def open_network(self, bridge: str) -> None:
+        self.subnet, self._lock_fd = reserve_subnet()
+        self.bridge = bridge
+        add_bridge(bridge, self.gateway)
+
+    def attach_namespace(self, ns: str, veth: str, address: str) -> None:
+        self._netns_made.append(ns)  # first: teardown removes a half-made namespace too
+        add_namespace(ns, veth, self.bridge, address)
+
+    def close_network(self, veths: list[str]) -> None:
+        """Every namespace's processes stopped, the namespaces, veths and bridge deleted, the /24 freed."""
+        remove_network(self._netns_made, veths, self.bridge)
+        self._netns_made.clear()
+        self.bridge = ""
+        if self._lock_fd is not None and self.subnet:
+            release_subnet(self.subnet, self._lock_fd)
+            self._lock_fd = None
+
+
+@dataclass
+class Lab(LabNetwork):
+    n_hosts: int = 2
+    python: str = sys.executable  # the interpreter engines run on the hosts
+    hosts: list[LabHost] = field(default_factory=list)
+    root: Path | None = None
+
+    # ---------------------------------------------------------------- paths for the client side
 
     @property
     def client_dir(self) -> Path:
@@ -340,16 +350,11 @@ class Lab:
             raise
         return self
 
-    def _pick_subnet(self) -> None:
-        self.subnet, self._lock_fd = reserve_subnet()
-
     def _build(self) -> None:
         pid = os.getpid()
-        self._pick_subnet()
+        self.open_network(f"ick{pid}b")
         self.root = Path(tempfile.mkdtemp(prefix="ipck-lab-"))
         os.chmod(self.root, 0o700)
-        self.bridge = f"ick{pid}b"
-        add_bridge(self.bridge, self.gateway)
 
         self.client_dir.mkdir(mode=0o700)
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ipck-lab-client", "-f", str(self.client_key))
@@ -375,8 +380,7 @@ class Lab:
             self.wait_sshd(host)
 
     def _make_host(self, host: LabHost, client_pub: str, binds: list[str]) -> None:
-        self._netns_made.append(host.ns)
-        add_namespace(host.ns, host.veth, self.bridge, host.address)
+        self.attach_namespace(host.ns, host.veth, host.address)
 
         host.root.mkdir(mode=0o700)
         key = host.root / "ssh_host_ed25519_key"
@@ -600,14 +604,9 @@ class Lab:
                 self.stop_sshd(host, timeout=2)
             except Exception:
                 pass
-        remove_network(self._netns_made, [host.veth for host in self.hosts], self.bridge)
-        self._netns_made.clear()
-        self.bridge = ""
+        self.close_network([host.veth for host in self.hosts])
         if self.root and self.root.exists():
             shutil.rmtree(self.root, ignore_errors=True)
-        if self._lock_fd is not None:
-            release_subnet(self.subnet, self._lock_fd)
-            self._lock_fd = None
 
     def __enter__(self) -> "Lab":
         return self.build()

@@ -40,10 +40,7 @@ from pathlib import Path
 
 import pytest
 
-from .netlab import (
-    _pid_alive, _run, add_bridge, add_namespace, kill_netns_processes, netns_pids, release_subnet, remove_network,
-    remove_stale_network, reserve_subnet,
-)  # fmt: skip
+from .netlab import LabNetwork, _pid_alive, _run, kill_netns_processes, netns_pids, remove_stale_network
 
 SLURMCTLD, SLURMD, MUNGED, MUNGEKEY = "/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged", "/usr/sbin/mungekey"
 PARTITION = "lab"
@@ -138,7 +135,7 @@ class SlurmNode:
 
 
 @dataclass
-class SlurmLab:
+class SlurmLab(LabNetwork):
     n_nodes: int = 2
     cpus_per_node: int = 2
     # A silent node is flagged not responding ("*") at the first ping that fails (nodes are pinged
@@ -146,23 +143,14 @@ class SlurmLab:
     slurmd_timeout: int = 5
     nodes: list[SlurmNode] = field(default_factory=list)
     root: Path | None = None
-    subnet: str | None = None
-    bridge: str = ""
     ctld_port: int = 0
     slurmd_port: int = 0
     munged: subprocess.Popen | None = None
     slurmctld: subprocess.Popen | None = None
     build_seconds: float | None = None
     tag: str = ""
-    _lock_fd: int | None = None
-    _netns_made: list[str] = field(default_factory=list)
 
     # ---------------------------------------------------------------- what clients need
-
-    @property
-    def gateway(self) -> str:
-        """This host's address on the lab network: where a controller must listen for the nodes."""
-        return f"{self.subnet}.1"
 
     @property
     def conf(self) -> Path:
@@ -205,7 +193,6 @@ class SlurmLab:
     def _build(self) -> None:
         pid = os.getpid()
         self.tag = f"{pid}{string.ascii_lowercase[next(_labs_made) % 26]}"
-        self.subnet, self._lock_fd = reserve_subnet()
         self.root = Path(tempfile.mkdtemp(prefix=f"ipck-slurm-{pid}-"))
         os.chmod(self.root, 0o711)  # munged: every directory above its socket must be world-executable
         for sub, mode in (("munge", 0o700), ("munge-socket", 0o755), ("state", 0o700), ("log", 0o755)):
@@ -213,8 +200,7 @@ class SlurmLab:
         _run(MUNGEKEY, "--create", "--keyfile", str(self.root / "munge" / "munge.key"))
         self._start_munged()
 
-        self.bridge = f"ics{self.tag}b"
-        add_bridge(self.bridge, self.gateway)
+        self.open_network(f"ics{self.tag}b")
         for i in range(1, self.n_nodes + 1):
             node = SlurmNode(index=i, name=f"ipck-{self.tag}-n{i}", address=f"{self.subnet}.{10 + i}", veth=f"ics{self.tag}v{i}")
             self.nodes.append(node)
@@ -253,8 +239,7 @@ class SlurmLab:
                                     env={**os.environ, **self.env})  # fmt: skip
 
     def _make_namespace(self, node: SlurmNode) -> None:
-        self._netns_made.append(node.ns)
-        add_namespace(node.ns, node.veth, self.bridge, node.address)
+        self.attach_namespace(node.ns, node.veth, node.address)
 
     def slurm_conf(self) -> str:
         assert self.root
@@ -397,17 +382,12 @@ class SlurmLab:
             if node.slurmd is not None:
                 _stop(node.slurmd, 1)
                 node.slurmd = None
-        remove_network(self._netns_made, [node.veth for node in self.nodes], self.bridge)
-        self._netns_made.clear()
-        self.bridge = ""
+        self.close_network([node.veth for node in self.nodes])
         _stop(self.slurmctld)
         _stop(self.munged)
         self.slurmctld = self.munged = None
         if self.root and self.root.exists():
             shutil.rmtree(self.root, ignore_errors=True)
-        if self._lock_fd is not None and self.subnet:
-            release_subnet(self.subnet, self._lock_fd)
-            self._lock_fd = None
 
     def __enter__(self) -> "SlurmLab":
         return self.build()
