@@ -60,8 +60,21 @@ def test_workers_wait_on_an_empty_open_queue_and_stop_only_when_done():
     assert b.get_job("w", 1, 0) == (WAIT,)  # closed, but a job is still out
     b.put_results("w", [(c[0], True, 5)])
     assert b.get_job("w", 1, 0) == (DONE,)
-    assert b.ordered_results() == [(True, 3), (True, 5)]
+    assert b.results_of(0, 2) == [(True, 3), (True, 5)]
 
+
+
+def test_release_gives_back_only_the_callers_jobs_to_the_front_once():
+    b = Broker()
+    b.hello("w")
+    b.hello("x")
+    b.submit([10, 11, 12])
+    first, second = _take(b, "w", 1), _take(b, "w", 1)
+    other = _take(b, "x", 1)
+    # a job named twice counts once; a job another worker holds stays with it
+    assert b.release("w", [second[0], first[0], second[0], other[0]]) == 2
+    assert b.stats()["leased"] == 1 and b.stats()["requeued"] == 0
+    assert [job[0] for job in b.get_job("x", 5, 0)[1]] == [first[0], second[0]]  # lowest id first
 
 class FakeClock:
     """The broker's lease clock, advanced by hand: lease expiry without sleeping."""
@@ -106,7 +119,7 @@ def test_silent_worker_loses_its_lease_and_late_result_is_a_duplicate():
     assert b.put_results("slow", [(j0, True, "slow")]) == 0  # late: discarded
     s = b.stats()
     assert (s["done"], s["requeued"], s["duplicates"], s["finished"]) == (3, 1, 1, True)
-    assert b.ordered_results()[0] == (True, "fast")
+    assert b.results_of(0, 3) == [(True, "fast"), (True, 1), (True, 2)]  # the first result won
 
 
 def test_late_result_wins_when_the_requeued_copy_is_still_pending():

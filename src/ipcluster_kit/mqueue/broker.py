@@ -39,12 +39,15 @@ from ipcluster_kit.validate import check_seconds
 from ipcluster_kit.mqueue.protocol import DONE, JOBS, MAX_BATCH, MAX_SUBMIT, MAX_WAIT, STOP, WAIT, heartbeat_interval
 from ipcluster_kit.mqueue.tasks import DEFAULT_TASK, check_task
 
+WORKER_STATES = ("active", "lost", "disconnected", "left")  # calling in | lease expired | socket closed | goodbye
+
+
 @dataclass
 class _Worker:
     worker_id: str
     info: dict
     last_seen: float
-    state: str = "active"  # active | lost (lease timeout) | disconnected | left
+    state: str = "active"  # one of WORKER_STATES
     leased: set[int] = field(default_factory=set)
     results: int = 0
     requeued: int = 0
@@ -100,18 +103,24 @@ class Broker:
             self._conn_owner[threading.get_ident()] = worker_id
         return w
 
-    def _requeue_leases(self, w: _Worker) -> int:
-        jobs = sorted(j for j in w.leased if self._leases.get(j) == w.worker_id)
+    def _return_to_queue(self, w: _Worker, job_ids: Any) -> int:
+        """The jobs among ``job_ids`` that ``w`` holds, unleased and back to the front of the queue."""
+        jobs = sorted({j for j in job_ids if self._leases.get(j) == w.worker_id})
         for job_id in jobs:
             del self._leases[job_id]
-        w.leased.clear()
+            w.leased.discard(job_id)
         # Back to the front, lowest id first, so collectors' in-order output is not held up.
         self._pending.extendleft(reversed(jobs))
-        self._requeued += len(jobs)
-        w.requeued += len(jobs)
         if jobs:
             self._work.notify(len(jobs))
         return len(jobs)
+
+    def _requeue_leases(self, w: _Worker) -> int:
+        count = self._return_to_queue(w, list(w.leased))
+        w.leased.clear()
+        self._requeued += count
+        w.requeued += count
+        return count
 
     def _take(self, w: _Worker, max_jobs: int) -> list[tuple[int, int, Any]]:
         batch = []
@@ -220,15 +229,7 @@ class Broker:
     def release(self, worker_id: str, job_ids: list) -> int:
         """Give leased jobs back unrun (the worker cannot run them); returns how many."""
         with self._lock:
-            w = self._touch(worker_id)
-            mine = [j for j in job_ids if self._leases.get(j) == worker_id]
-            for job_id in mine:
-                del self._leases[job_id]
-                w.leased.discard(job_id)
-            self._pending.extendleft(reversed(sorted(mine)))
-            if mine:
-                self._work.notify(len(mine))
-            return len(mine)
+            return self._return_to_queue(self._touch(worker_id), job_ids)
 
     def task(self, task_id: int) -> Any:
         with self._lock:
@@ -317,12 +318,7 @@ class Broker:
                 "collected": self._collected,
                 "stopping": self._stopping,
                 "lease_timeout": self.lease_timeout,
-                "workers": {
-                    "active": states.get("active", 0),
-                    "lost": states.get("lost", 0),
-                    "disconnected": states.get("disconnected", 0),
-                    "left": states.get("left", 0),
-                },
+                "workers": {state: states.get(state, 0) for state in WORKER_STATES},
                 "connected_workers": len(set(self._conn_owner.values())),
                 "uptime": round(now - self._started, 3),
             }
@@ -377,11 +373,6 @@ class Broker:
     def connected_workers(self) -> int:
         with self._lock:
             return len(self._conn_owner)
-
-    def ordered_results(self) -> list[tuple[bool, Any]]:
-        """Every ``(ok, value)`` in job order (in-process use, e.g. the benchmark backend)."""
-        with self._lock:
-            return [self._results[j] for j in range(len(self._jobs))]
 
     def wait_jobs(self, first: int, count: int, timeout: float) -> bool:
         """Wait until jobs ``first .. first+count-1`` all have results (in-process use)."""
