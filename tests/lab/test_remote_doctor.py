@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from helpers import process_group, wait_for
 from ipcluster_kit.remote import bootstrap_hosts, diagnose, parse_hosts
 from ipcluster_kit.remote.doctor import FAIL, OK, SKIP, all_ok
 
@@ -72,6 +73,8 @@ def test_doctor_controller_down_and_wrong_python(lab, lab_ssh, controller, remot
     hosts = parse_hosts([h1.spec])
     os.killpg(controller.pid, signal.SIGKILL)  # a crashed controller: its connection files remain
     controller.proc.wait(10)
+    # its schedulers (same group) close their listening sockets only once they have exited too
+    wait_for(lambda: not process_group(controller.pid), 10, what="the controller's schedulers gone")
     checks = diagnose(hosts, controller.engine_file, remote_profile_dir=remote_dir,
                       remote_python="/usr/bin/nonexistent-python3", ssh_options=lab_ssh)
     found = _by(checks)
